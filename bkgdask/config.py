@@ -1,0 +1,247 @@
+"""Validated configuration of a build (YAML in, YAML out).
+
+Unknown keys are rejected and every dimensioned value carries its unit::
+
+    binning:
+      energy: {min: 0.1 TeV, max: 100 TeV, nbin: 19, spacing: log}
+      offset: {min: 0 deg, max: 3 deg, nbin: 9, spacing: square}
+    grouping:
+      zenith: {edges: [0, 20, 40, 90], unit: deg}
+
+An axis is given either by explicit ``edges`` with a ``unit``, or by ``min``,
+``max`` (quantities), ``nbin`` and ``spacing``: ``log`` (equal steps in
+log value), ``linear``, or ``square`` (equal steps in value², the tutorial's
+offset binning ``sqrt(linspace(0, 9, 10))`` deg).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import astropy.units as u
+import numpy as np
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .binning import Binning, check_edges
+from .errors import BkgdaskError
+
+
+def _parse_quantity(value) -> u.Quantity:
+    if isinstance(value, u.Quantity):
+        return value
+    if isinstance(value, str):
+        try:
+            quantity = u.Quantity(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"not a quantity with unit: {value!r}") from exc
+        if quantity.unit == u.dimensionless_unscaled and value.strip() != "0":
+            raise ValueError(f"give a unit, e.g. '{value} TeV' or '{value} deg'")
+        return quantity
+    if value == 0:
+        return 0 * u.dimensionless_unscaled
+    raise ValueError(f"give a quantity as a string with a unit, e.g. '1 TeV', not {value!r}")
+
+
+Quantity = Annotated[
+    u.Quantity,
+    BeforeValidator(_parse_quantity),
+    PlainSerializer(lambda q: f"{q.value:g} {q.unit}".strip(), return_type=str),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", arbitrary_types_allowed=True, validate_assignment=True
+    )
+
+
+class AxisEdges(_Strict):
+    """Bin edges of one axis: explicit ``edges`` + ``unit``, or ``min``/``max``/``nbin``/``spacing``."""
+
+    edges: list[float] | None = None
+    unit: str | None = None
+    min: Quantity | None = None
+    max: Quantity | None = None
+    nbin: int | None = Field(default=None, ge=1)
+    spacing: Literal["log", "linear", "square"] = "linear"
+
+    @model_validator(mode="after")
+    def _one_form(self) -> AxisEdges:
+        explicit = self.edges is not None
+        ranged = (self.min, self.max, self.nbin) != (None, None, None)
+        if explicit == ranged:
+            raise ValueError("give either 'edges' (with 'unit') or 'min', 'max' and 'nbin'")
+        if explicit and self.unit is None:
+            raise ValueError("'edges' need a 'unit'")
+        if ranged and None in (self.min, self.max, self.nbin):
+            raise ValueError("'min', 'max' and 'nbin' go together")
+        return self
+
+    def to_values(self, unit: str) -> np.ndarray:
+        """Edges as float64 in ``unit``; raises ValueError on bad values or units."""
+        try:
+            if self.edges is not None:
+                return (np.asarray(self.edges, float) * u.Unit(self.unit)).to_value(unit)
+            lo, hi = self.min.to_value(unit), self.max.to_value(unit)
+        except u.UnitsError as exc:
+            raise ValueError(str(exc)) from exc
+        n = self.nbin + 1
+        if self.spacing == "log":
+            if lo <= 0:
+                raise ValueError("log spacing needs min > 0")
+            return np.logspace(np.log10(lo), np.log10(hi), n)
+        if self.spacing == "square":
+            if lo < 0:
+                raise ValueError("square spacing needs min >= 0")
+            return np.sqrt(np.linspace(lo**2, hi**2, n))
+        return np.linspace(lo, hi, n)
+
+    @classmethod
+    def parse(cls, text: str, default_unit: str) -> AxisEdges:
+        """From a CLI string: ``'0,20,40,90'`` or ``'0.1,1,10 TeV'``."""
+        match = re.fullmatch(r"\s*([-+0-9.eE,\s]+?)\s*([A-Za-z][\w/ -]*)?\s*", text)
+        if not match:
+            raise ValueError(f"cannot read edges {text!r}: give numbers separated by commas")
+        try:
+            values = [float(v) for v in match.group(1).split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(
+                f"cannot read edges {text!r}: give numbers separated by commas"
+            ) from None
+        return cls(edges=values, unit=(match.group(2) or default_unit).strip())
+
+
+def _checked(axis: AxisEdges, unit: str, name: str, minimum: float | None) -> AxisEdges:
+    check_edges(axis.to_values(unit), name, minimum)
+    return axis
+
+
+class BinningConfig(_Strict):
+    """Energy and offset bins of the models (defaults: the tutorial's)."""
+
+    energy: AxisEdges = AxisEdges(min="0.1 TeV", max="100 TeV", nbin=19, spacing="log")
+    offset: AxisEdges = AxisEdges(min="0 deg", max="3 deg", nbin=9, spacing="square")
+
+    @field_validator("energy")
+    @classmethod
+    def _energy(cls, axis: AxisEdges) -> AxisEdges:
+        return _checked(axis, "TeV", "energy", minimum=1e-300)
+
+    @field_validator("offset")
+    @classmethod
+    def _offset(cls, axis: AxisEdges) -> AxisEdges:
+        return _checked(axis, "deg", "offset", minimum=0.0)
+
+    def to_binning(self) -> Binning:
+        return Binning(self.energy.to_values("TeV"), self.offset.to_values("deg"))
+
+
+class GroupingConfig(_Strict):
+    """How runs are grouped into models: zenith bins ``[lo, hi)``."""
+
+    zenith: AxisEdges = AxisEdges(edges=[0, 20, 40, 90], unit="deg")
+
+    @field_validator("zenith")
+    @classmethod
+    def _zenith(cls, axis: AxisEdges) -> AxisEdges:
+        return _checked(axis, "deg", "zenith", minimum=0.0)
+
+
+SchedulerName = Literal["local", "threads", "sync"]
+
+
+class ComputeConfig(_Strict):
+    """Where and how the Dask graph runs."""
+
+    scheduler: str = Field(default="local", description="local | threads | sync | tcp://HOST:PORT")
+    n_workers: int | None = Field(default=None, ge=1, description="default: number of cores")
+    split_every: int = Field(default=8, ge=2, description="fan-in of each reduction task")
+    dashboard_address: str = Field(
+        default="127.0.0.1:8787", description="LocalCluster dashboard (host:port, port 0 = any)"
+    )
+    progress: bool = True
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, value: str) -> str:
+        if value in ("local", "threads", "sync") or re.fullmatch(r"(tcp|tls|inproc)://\S+", value):
+            return value
+        raise ValueError(
+            f"scheduler must be local, threads, sync or tcp://HOST:PORT, not {value!r}"
+        )
+
+
+class BuildConfig(_Strict):
+    """Everything a build needs besides the data store and the output path."""
+
+    selection: str | None = Field(
+        default=None,
+        description="obs-index query, e.g. \"TARGET_NAME == 'Off data'\"; all runs if null",
+    )
+    binning: BinningConfig = BinningConfig()
+    grouping: GroupingConfig = GroupingConfig()
+    compute: ComputeConfig = ComputeConfig()
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "config") -> BuildConfig:
+        """Parse and validate YAML; raise :class:`BkgdaskError` with every problem listed."""
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise BkgdaskError(f"{source}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise BkgdaskError(f"{source}: expected a mapping at the top level")
+        return cls.validated(data, source)
+
+    @classmethod
+    def read(cls, path: str | Path) -> BuildConfig:
+        """Read a YAML config file."""
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise BkgdaskError(f"cannot read config {path}: {exc}") from None
+        return cls.from_yaml(text, source=str(path))
+
+    @classmethod
+    def validated(cls, data: dict, source: str = "config") -> BuildConfig:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise BkgdaskError(f"{source}: invalid configuration:\n{_describe(exc)}") from None
+
+    def updated(self, changes: dict, source: str = "options") -> BuildConfig:
+        """A copy with nested ``changes`` merged in and everything validated again."""
+        return self.validated(_merge(self.model_dump(mode="json"), changes), source)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _merge(base: dict, changes: dict) -> dict:
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)

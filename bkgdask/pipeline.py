@@ -1,0 +1,227 @@
+"""The build: select runs, histogram them in parallel, reduce per group, make models."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from astropy.io import fits
+from astropy.table import Table
+from dask.delayed import Delayed, delayed
+
+from .bundle import bundle_obs_index, merged_hdu_index, model_hdu, to_background2d, write_atomic
+from .cluster import compute, open_client
+from .config import BuildConfig
+from .errors import BkgdaskError, SelectionError
+from .grouping import Group, assign_models, group_of, make_groups
+from .histogram import RunInput, histogram_run
+from .query import select_rows
+from .reduce import combine_partials, tree_reduce
+from .store import DataStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildPlan:
+    """The lazy part of a build: the graph and what it was made from.
+
+    Attributes
+    ----------
+    store : DataStore
+        The input store.
+    groups : list of Group
+        All zenith groups, populated or not.
+    runs : dict of int to list of RunInput
+        Selected runs per group index (populated groups only).
+    graphs : dict of int to Delayed
+        Per group, the root of its reduction tree.
+    zenith : dict of int to float
+        Zenith (deg) of every observation of the store.
+    """
+
+    store: DataStore
+    groups: list[Group]
+    runs: dict[int, list[RunInput]]
+    graphs: dict[int, Delayed]
+    zenith: dict[int, float]
+
+
+def select_obs_ids(store: DataStore, selection: str | None) -> np.ndarray:
+    """OBS_IDs of the obs-index rows matching ``selection`` (all rows if None)."""
+    if selection is None or not selection.strip():
+        obs_ids = store.obs_ids
+    else:
+        obs_ids = store.obs_ids[select_rows(store.obs_index, selection)]
+    if obs_ids.size == 0:
+        where = f"selection {selection!r}" if selection else "the obs-index"
+        raise SelectionError(f"no observation of {store.base_dir} matches {where}")
+    return obs_ids
+
+
+def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
+    """Build the task graph without computing anything.
+
+    Each selected run is one ``histogram-<obs_id>`` task; each populated zenith
+    group is reduced by a tree of ``reduce-<group>`` tasks of fan-in
+    ``config.compute.split_every``.
+    """
+    binning = config.binning.to_binning()
+    groups = make_groups(config.grouping.zenith.to_values("deg"))
+    selected = select_obs_ids(store, config.selection)
+    zenith_all = store.zenith_deg()
+    zenith = dict(zip(store.obs_ids.tolist(), zenith_all.tolist()))
+    home = group_of(np.array([zenith[int(o)] for o in selected]), groups)
+    outside = selected[home < 0]
+    if outside.size:
+        log.warning(
+            "%d selected run(s) outside the zenith edges are not used: %s",
+            outside.size,
+            ", ".join(map(str, outside.tolist())),
+        )
+    runs: dict[int, list[RunInput]] = {}
+    for run in store.run_inputs(selected[home >= 0], zenith):
+        runs.setdefault(int(group_of(np.array([run.zenith_deg]), groups)[0]), []).append(run)
+    if not runs:
+        raise SelectionError("no selected run falls inside the zenith edges")
+    graphs = {}
+    for index, group_runs in sorted(runs.items()):
+        parts = [
+            delayed(histogram_run, pure=True)(run, binning, dask_key_name=f"histogram-{run.obs_id}")
+            for run in group_runs
+        ]
+        name = f"reduce-{groups[index].label}"
+        graphs[index] = tree_reduce(parts, combine_partials, config.compute.split_every, name)
+    return BuildPlan(store=store, groups=groups, runs=runs, graphs=graphs, zenith=zenith)
+
+
+@dataclass
+class BuildResult:
+    """Models and indexes of a finished build, before anything is written.
+
+    Attributes
+    ----------
+    store : DataStore
+        The input store.
+    totals : dict of str to xarray.Dataset
+        Per group label: summed counts and exposure (s MeV sr).
+    groups : dict of str to Group
+        Per group label: the group.
+    assignment : dict of int to Group
+        Every observation of the store -> the group whose model it uses.
+    summary : dict
+        Runs, events, seconds.
+    """
+
+    store: DataStore
+    totals: dict[str, xr.Dataset]
+    groups: dict[str, Group]
+    assignment: dict[int, Group]
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def models(self) -> dict:
+        """Per group label: gammapy ``Background2D`` (s-1 MeV-1 sr-1)."""
+        return {label: to_background2d(total) for label, total in self.totals.items()}
+
+    def hdu_index(self, bundle_name: str = "bkg-models.fits.gz") -> Table:
+        """The merged HDU index for a bundle file named ``bundle_name``."""
+        return merged_hdu_index(
+            self.store.hdu_index, self.store.file_paths(), self.assignment, bundle_name
+        )
+
+    def obs_index(self) -> Table:
+        """The store's obs-index with each run's model in ``BKG_HDU``."""
+        return bundle_obs_index(self.store.obs_index, self.assignment)
+
+    def to_hdulist(self, bundle_name: str) -> fits.HDUList:
+        hdus = [fits.PrimaryHDU()]
+        hdus.append(fits.table_to_hdu(self.hdu_index(bundle_name)))
+        hdus.append(fits.table_to_hdu(self.obs_index()))
+        hdus[-1].name = "OBS_INDEX"
+        hdus[1].name = "HDU_INDEX"
+        for label, total in self.totals.items():
+            hdus.append(model_hdu(self.groups[label], total))
+        return fits.HDUList(hdus)
+
+    def write(self, path: str | Path, overwrite: bool = True) -> Path:
+        """Write the bundle (HDU_INDEX, OBS_INDEX, BKG HDUs) atomically to ``path``.
+
+        Raises
+        ------
+        BkgdaskError
+            If ``path`` is inside the input store or is one of its files.
+        """
+        path = Path(path)
+        if self.store.contains(path):
+            raise BkgdaskError(
+                f"refusing to write {path} inside the input store {self.store.base_dir}"
+            )
+        return write_atomic(self.to_hdulist(path.name), path, overwrite=overwrite)
+
+
+def build(
+    store: str | Path | DataStore,
+    config: BuildConfig | None = None,
+    client=None,
+    announce: Callable[[str], None] | None = None,
+) -> BuildResult:
+    """Build zenith-grouped background models from a DL3 store.
+
+    Parameters
+    ----------
+    store : str, Path or DataStore
+        The store folder (with ``hdu-index.fits.gz`` and ``obs-index.fits.gz``).
+    config : BuildConfig, optional
+        Selection, binning, groups and scheduler; defaults to the tutorial's.
+    client : distributed.Client, optional
+        Use this client instead of starting what ``config.compute.scheduler`` says.
+    announce : callable, optional
+        Receives one-line messages for the user (the dashboard link).
+
+    Returns
+    -------
+    BuildResult
+        Models and indexes; nothing is written until ``BuildResult.write``.
+    """
+    config = config or BuildConfig()
+    if not isinstance(store, DataStore):
+        store = DataStore.open(store)
+    start = time.perf_counter()
+    plan = plan_build(store, config)
+    keys = sorted(plan.graphs)
+    opts = config.compute
+    if client is not None:
+        results = compute([plan.graphs[k] for k in keys], client, "", None, opts.progress)
+    else:
+        with open_client(opts.scheduler, opts.n_workers, opts.dashboard_address, announce) as cl:
+            graphs = [plan.graphs[k] for k in keys]
+            results = compute(graphs, cl, opts.scheduler, opts.n_workers, opts.progress)
+    totals = {plan.groups[k].label: total for k, total in zip(keys, results)}
+    assignment = assign_models(
+        store.obs_ids,
+        np.array([plan.zenith[int(o)] for o in store.obs_ids]),
+        plan.groups,
+        set(keys),
+    )
+    seconds = time.perf_counter() - start
+    n_events = sum(int(t.attrs["n_events"]) for t in totals.values())
+    summary = {
+        "runs": sum(int(t.attrs["n_runs"]) for t in totals.values()),
+        "events": n_events,
+        "models": len(totals),
+        "seconds": seconds,
+        "events_per_second": n_events / seconds if seconds > 0 else float("nan"),
+    }
+    return BuildResult(
+        store=store,
+        totals=totals,
+        groups={plan.groups[k].label: plan.groups[k] for k in keys},
+        assignment=assignment,
+        summary=summary,
+    )
