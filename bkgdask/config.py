@@ -68,7 +68,7 @@ class _Strict(BaseModel):
 
 
 class AxisEdges(_Strict):
-    """Bin edges of one axis: explicit ``edges`` + ``unit``, or ``min``/``max``/``nbin``/``spacing``."""
+    """Bin edges of one axis: ``edges`` + ``unit``, or ``min``, ``max``, ``nbin``, ``spacing``."""
 
     edges: list[float] | None = None
     unit: str | None = None
@@ -226,14 +226,16 @@ class BuildConfig(_Strict):
         return self.validated(_merge(self.model_dump(mode="json"), changes), source)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        """The configuration as YAML (unset optional values left out)."""
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
 
 
 def _merge(base: dict, changes: dict) -> dict:
+    """Merge section by section; a changed key inside a section is replaced whole."""
     out = dict(base)
     for key, value in changes.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = {**out[key], **value}
         else:
             out[key] = value
     return out

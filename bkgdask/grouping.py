@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -48,7 +49,7 @@ def make_groups(zenith_edges) -> list[Group]:
     edges = check_edges(zenith_edges, "zenith", minimum=0.0)
     if edges[-1] > 180:
         raise ValueError(f"zenith edges must be <= 180 deg, got {edges.tolist()}")
-    return [Group(i, float(lo), float(hi)) for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
+    return [Group(i, float(lo), float(hi)) for i, (lo, hi) in enumerate(itertools.pairwise(edges))]
 
 
 def group_of(zenith: np.ndarray, groups: list[Group]) -> np.ndarray:
