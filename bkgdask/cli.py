@@ -40,7 +40,6 @@ def cli(log_level: str) -> None:
     root = logging.getLogger("bkgdask")
     root.handlers[:] = [handler]
     root.setLevel(log_level.upper())
-    root.propagate = False
 
 
 def _overrides(select, zenith_edges, energy_edges, offset_edges, scheduler, n_workers, split_every):

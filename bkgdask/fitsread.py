@@ -123,6 +123,9 @@ class _Stream:
             gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
         )
 
+    def read_upto(self, n: int) -> bytes:
+        return self._fh.read(n)
+
     def read(self, n: int) -> bytes:
         data = self._fh.read(n)
         if len(data) != n:
@@ -142,15 +145,16 @@ class _Stream:
         self._raw.close()
 
 
-def _read_header(stream: _Stream) -> dict | None:
+def _read_header(stream: _Stream, first: bool) -> dict | None:
     blocks = []
     while True:
-        try:
-            block = stream.read(BLOCK)
-        except FitsFormatError:
-            if not blocks:
-                return None  # clean end of file between HDUs
-            raise
+        block = stream.read_upto(BLOCK)
+        if not block and not blocks and not first:
+            return None  # clean end of file between HDUs
+        if first and not blocks and not block.startswith(b"SIMPLE  ="):
+            raise FitsFormatError("not a FITS file (no SIMPLE card)")
+        if len(block) < BLOCK:
+            raise FitsFormatError("file ends inside a header")
         blocks.append(block)
         # The END card starts on a card boundary.
         for pos in range(0, BLOCK, CARD):
@@ -246,11 +250,9 @@ def read_tables(path: str | Path, wanted: dict[str, list[str]]) -> dict[str, Tab
     try:
         first = True
         while todo:
-            header = _read_header(stream)
+            header = _read_header(stream, first)
             if header is None:
                 break
-            if first and "SIMPLE" not in header:
-                raise FitsFormatError("not a FITS file (no SIMPLE card)")
             first = False
             size = _data_size(header)
             extname = str(header.get("EXTNAME", "")).strip().upper()

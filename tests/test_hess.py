@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import astropy.units as u
 import numpy as np
 import pytest
@@ -61,7 +63,7 @@ def test_models_equal_direct_computation(hess_build, hess_dir):
     off = obs_table[obs_table["TARGET_NAME"] == "Off data"]
     assert len(off) == 45
     read_back = GammapyDataStore.from_file(bundle)
-    for lo, hi in zip(ZENITH_EDGES[:-1], ZENITH_EDGES[1:]):
+    for lo, hi in itertools.pairwise(ZENITH_EDGES):
         ids = off["OBS_ID"][(off["ZEN_PNT"] >= lo) & (off["ZEN_PNT"] < hi)].tolist()
         counts, rate = tutorial_estimate(hess_dir, ids, binning.energy_edges, binning.offset_edges)
         total = result.totals[f"zen-{lo}-{hi}"]
@@ -89,9 +91,7 @@ def test_every_observation_gets_its_zenith_model(hess_build, hess_dir):
     for row in store.obs_table:
         obs_id, zenith = int(row["OBS_ID"]), float(row["ZEN_PNT"])
         label = next(
-            f"zen-{lo}-{hi}"
-            for lo, hi in zip(ZENITH_EDGES[:-1], ZENITH_EDGES[1:])
-            if lo <= zenith < hi
+            f"zen-{lo}-{hi}" for lo, hi in itertools.pairwise(ZENITH_EDGES) if lo <= zenith < hi
         )
         obs = store.obs(obs_id)
         np.testing.assert_array_equal(obs.bkg.data, models[label])

@@ -1,0 +1,76 @@
+"""Configuration: defaults are the tutorial's, unknown keys and bad units are rejected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from bkgdask.cli import cli
+from bkgdask.config import AxisEdges, BuildConfig
+from bkgdask.errors import BkgdaskError
+
+
+def test_defaults_are_the_tutorials():
+    config = BuildConfig()
+    binning = config.binning.to_binning()
+    np.testing.assert_array_equal(binning.energy_edges, np.logspace(-1, 2, 20))
+    np.testing.assert_array_equal(binning.offset_edges, np.sqrt(np.linspace(0, 9, 10)))
+    np.testing.assert_array_equal(config.grouping.zenith.to_values("deg"), [0, 20, 40, 90])
+    assert config.compute.scheduler == "local"
+    assert config.compute.dashboard_address.startswith("127.0.0.1:")
+
+
+def test_config_command_round_trips(tmp_path):
+    result = CliRunner().invoke(cli, ["config"])
+    assert result.exit_code == 0
+    assert BuildConfig.from_yaml(result.output) == BuildConfig()
+    out = tmp_path / "c.yaml"
+    assert CliRunner().invoke(cli, ["config", "-o", str(out)]).exit_code == 0
+    assert BuildConfig.read(out) == BuildConfig()
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("binning:\n  energie: {edges: [1, 10], unit: TeV}\n", "energie"),
+        ("colour: red\n", "colour"),
+        ("binning:\n  energy: {edges: [1, 10], unit: deg}\n", "energy"),
+        ("binning:\n  energy: {min: 0.1, max: 100 TeV, nbin: 3}\n", "unit"),
+        ("binning:\n  offset: {edges: [0, 2, 1], unit: deg}\n", "increasing"),
+        ("grouping:\n  zenith: {edges: [0, 20], unit: TeV}\n", "zenith"),
+        ("compute:\n  scheduler: carrier-pigeon\n", "scheduler"),
+        ("compute:\n  split_every: 1\n", "split_every"),
+        ("binning: [1, 2]\n", "binning"),
+        ("binning: {energy: {edges: [1, 10]}}\n", "unit"),
+        ("a: [unclosed\n", "YAML"),
+    ],
+)
+def test_bad_configs_rejected(text, needle):
+    with pytest.raises(BkgdaskError, match=needle):
+        BuildConfig.from_yaml(text)
+
+
+def test_units_convert():
+    config = BuildConfig.from_yaml(
+        "binning:\n"
+        "  energy: {min: 100 GeV, max: 100000 GeV, nbin: 19, spacing: log}\n"
+        "  offset: {edges: [0, 1800, 3600, 10800], unit: arcsec}\n"
+        "grouping:\n  zenith: {edges: [0, 0.5, 1.0], unit: rad}\n"
+    )
+    binning = config.binning.to_binning()
+    np.testing.assert_allclose(binning.energy_edges, np.logspace(-1, 2, 20), rtol=1e-12)
+    np.testing.assert_allclose(binning.offset_edges, [0, 0.5, 1, 3])
+    np.testing.assert_allclose(config.grouping.zenith.to_values("deg"), np.rad2deg([0, 0.5, 1]))
+
+
+def test_cli_edges_parse():
+    assert AxisEdges.parse("0,20,40,90", "deg").to_values("deg").tolist() == [0, 20, 40, 90]
+    np.testing.assert_allclose(AxisEdges.parse("100, 1000 GeV", "TeV").to_values("TeV"), [0.1, 1])
+    with pytest.raises(ValueError, match="numbers"):
+        AxisEdges.parse("a,b", "deg")
+
+
+def test_overrides_replace_an_axis_whole():
+    config = BuildConfig().updated({"binning": {"energy": {"edges": [1, 10], "unit": "TeV"}}})
+    assert config.binning.to_binning().shape == (1, 9)

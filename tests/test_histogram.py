@@ -1,0 +1,113 @@
+"""The per-run kernel on stores with known contents: RA=0, a pole, several GTIs."""
+
+from __future__ import annotations
+
+import astropy.units as u
+import numpy as np
+import pytest
+import xarray as xr
+from astropy.coordinates import SkyCoord
+from helpers import make_store, random_run
+
+import bkgdask
+from bkgdask.binning import Binning
+from bkgdask.config import BuildConfig
+from bkgdask.histogram import angular_separation_deg, histogram_counts, histogram_run
+from bkgdask.store import DataStore
+
+BINNING = Binning.default()
+SYNC = {"compute": {"scheduler": "sync", "progress": False}}
+
+
+def expected_counts(run, offsets) -> np.ndarray:
+    """Counts from the placed offsets and the file's float32 energies."""
+    energy = run.energy.astype(np.float32).astype(np.float64)
+    return np.histogram2d(energy, offsets, bins=(BINNING.energy_edges, BINNING.offset_edges))[0]
+
+
+def _one_run_partial(tmp_path, run):
+    store = DataStore.open(make_store(tmp_path / "store", [run]))
+    zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))
+    (run_input,) = store.run_inputs(store.obs_ids, zenith)
+    return histogram_run(run_input, BINNING)
+
+
+@pytest.mark.parametrize(
+    ("ra_pnt", "dec_pnt"),
+    [(359.7, -20.0), (0.2, 45.0), (123.0, 90.0), (0.0, -90.0), (200.0, 0.0)],
+    ids=["ra-wrap-high", "ra-wrap-low", "north-pole", "south-pole", "equator"],
+)
+def test_offsets_exact_across_ra0_and_poles(tmp_path, ra_pnt, dec_pnt):
+    run, offsets = random_run(7, ra_pnt, dec_pnt, 3000, seed=3, binning=BINNING)
+    if ra_pnt > 359 or ra_pnt < 1:
+        assert run.ra.min() < 1 and run.ra.max() > 359, "events straddle RA = 0"
+    partial = _one_run_partial(tmp_path, run)
+    np.testing.assert_array_equal(partial["counts"].values, expected_counts(run, offsets))
+    assert partial["counts"].sum() > 2500
+
+
+def test_several_gtis_time_is_their_sum(tmp_path):
+    gti = [(1e8, 1e8 + 600.0), (1e8 + 1000.0, 1e8 + 1300.0), (1e8 + 2000.0, 1e8 + 2050.0)]
+    run, _ = random_run(8, 30.0, -10.0, 500, gti=gti, seed=4)
+    partial = _one_run_partial(tmp_path, run)
+    assert partial.attrs["observation_time"] == pytest.approx(950.0, rel=1e-12)
+    widths = np.diff(BINNING.energy_edges * u.TeV).to_value(u.MeV)
+    cos = np.cos(np.deg2rad(BINNING.offset_edges))
+    expected = 950.0 * widths[:, None] * (2 * np.pi * (cos[:-1] - cos[1:]))[None, :]
+    np.testing.assert_allclose(partial["exposure"].values, expected, rtol=1e-12)
+
+
+def test_labelled_output(tmp_path):
+    run, _ = random_run(9, 10.0, 10.0, 200, zenith=33.0, seed=5)
+    partial = _one_run_partial(tmp_path, run)
+    assert partial["counts"].dims == ("energy", "offset")
+    assert partial["counts"].dtype == np.int64
+    assert partial["exposure"].dtype == np.float64
+    assert partial["exposure"].attrs["units"] == "s MeV sr"
+    np.testing.assert_array_equal(partial["energy_lo"].values, BINNING.energy_edges[:-1])
+    np.testing.assert_array_equal(partial["offset_hi"].values, BINNING.offset_edges[1:])
+    assert partial.attrs["obs_id"] == 9
+    assert partial.attrs["zenith"] == pytest.approx(33.0)
+    assert partial.attrs["n_events"] == 200
+
+
+def test_separation_matches_astropy_float64():
+    rng = np.random.default_rng(1)
+    lon1, lon2 = rng.uniform(0, 360, 2000), rng.uniform(0, 360, 2000)
+    lat1 = np.concatenate([[90.0, -90.0, 89.9999], rng.uniform(-90, 90, 1997)])
+    lat2 = rng.uniform(-90, 90, 2000)
+    ours = angular_separation_deg(lon1, lat1, lon2, lat2)
+    theirs = SkyCoord(lon1, lat1, unit="deg").separation(SkyCoord(lon2, lat2, unit="deg")).deg
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-10)
+    # Tiny separations keep full float64 precision.
+    tiny = angular_separation_deg(359.9999999, 0.0, 0.0000001, 0.0)
+    assert tiny == pytest.approx(2e-7, rel=1e-6)
+
+
+def test_bins_are_half_open():
+    binning = Binning([1.0, 2.0, 4.0], [0.0, 1.0, 2.0])
+    energy = np.array([1.0, 2.0, 3.999, 4.0, 0.5, 1.5])
+    offset = np.array([0.0, 1.0, 1.999, 0.5, 0.5, 2.0])
+    counts = histogram_counts(energy, offset, binning)
+    np.testing.assert_array_equal(counts, [[1, 0], [0, 2]])
+
+
+def test_zenith_from_events_header_when_index_lacks_it(tmp_path):
+    """MAGIC-like obs-index without ZEN_PNT/ALT_PNT: zenith comes from the EVENTS header."""
+    runs = [random_run(i, 83.6, 22.0, 100, zenith=z, seed=i)[0] for i, z in ((1, 12.0), (2, 31.0))]
+    path = make_store(tmp_path / "store", runs, obs_index_columns=["OBS_ID", "RA_PNT", "DEC_PNT"])
+    store = DataStore.open(path)
+    assert "ZEN_PNT" not in store.obs_index.colnames
+    np.testing.assert_allclose(store.zenith_deg(), [12.0, 31.0])
+    result = bkgdask.build(path, BuildConfig().updated(SYNC))
+    assert set(result.totals) == {"zen-0-20", "zen-20-40"}
+    assert {o: g.label for o, g in result.assignment.items()} == {1: "zen-0-20", 2: "zen-20-40"}
+
+
+def test_compressed_and_plain_files_agree(tmp_path):
+    run, _ = random_run(11, 50.0, -40.0, 300, seed=11)
+    gz = bkgdask.build(make_store(tmp_path / "gz", [run]), BuildConfig().updated(SYNC))
+    plain = bkgdask.build(
+        make_store(tmp_path / "plain", [run], compress=False), BuildConfig().updated(SYNC)
+    )
+    xr.testing.assert_identical(gz.totals["zen-20-40"], plain.totals["zen-20-40"])
