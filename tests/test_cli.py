@@ -1,0 +1,67 @@
+"""The command line as a user runs it: a real process, a real LocalCluster."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+from gammapy.data import DataStore as GammapyDataStore
+from helpers import OFF, small_store
+
+
+def bkgdask(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bkgdask.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_build_on_local_cluster(tmp_path):
+    store = small_store(tmp_path / "store")
+    out = tmp_path / "models" / "bkg.fits.gz"
+    proc = bkgdask("build", str(store), "-o", str(out), "--select", OFF, "--n-workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    assert re.search(r"Dask dashboard: http://127\.0\.0\.1:\d+/status", proc.stderr)
+    assert "% Completed" in proc.stderr  # the progress bar
+    summary = proc.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r".*bkgdask: 4 runs, 1,600 events, 3 models, [\d.]+ s, [\d,]+ events/s -> .*bkg\.fits\.gz",
+        summary,
+    ), summary
+    store_obs = GammapyDataStore.from_file(out)
+    assert sorted(store_obs.hdu_table[store_obs.hdu_table["HDU_TYPE"] == "bkg"]["OBS_ID"]) == [
+        100, 101, 102, 103, 900,
+    ]
+    # The source run (zenith 35) gets the 20-40 model though it was not selected.
+    assert store_obs.obs(900, required_irf=["bkg"]).bkg is not None
+
+
+def test_options_override_config(tmp_path):
+    store = small_store(tmp_path / "store")
+    config = tmp_path / "c.yaml"
+    config.write_text("grouping:\n  zenith: {edges: [0, 90], unit: deg}\ncompute: {scheduler: sync}\n")
+    out = tmp_path / "bkg.fits"
+    proc = bkgdask("--log-level", "WARNING", "build", str(store), "-o", str(out), "--config",
+                   str(config), "--zenith-edges", "0,25,60", "--energy-edges", "0.1,1,10,100 TeV",
+                   "--offset-edges", "0,1,2,3", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    from astropy.io import fits
+
+    with fits.open(out) as hdus:
+        names = [h.name for h in hdus]
+        assert names == ["PRIMARY", "HDU_INDEX", "OBS_INDEX", "BKG_ZEN_0_25", "BKG_ZEN_25_60"]
+        assert len(hdus["BKG_ZEN_0_25"].data["ENERG_LO"][0]) == 3
+        assert len(hdus["BKG_ZEN_0_25"].data["THETA_LO"][0]) == 3
+
+
+@pytest.mark.parametrize("args", [["--help"], ["build", "--help"], ["--version"]])
+def test_help_is_fast_and_light(args):
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "bkgdask.cli", *args],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()}
+    assert not {"dask", "gammapy", "xarray", "astropy"} & imported
