@@ -13,7 +13,10 @@ from helpers import OFF, small_store
 
 def bkgdask(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "bkgdask.cli", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "bkgdask.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -32,7 +35,11 @@ def test_build_on_local_cluster(tmp_path):
     ), summary
     store_obs = GammapyDataStore.from_file(out)
     assert sorted(store_obs.hdu_table[store_obs.hdu_table["HDU_TYPE"] == "bkg"]["OBS_ID"]) == [
-        100, 101, 102, 103, 900,
+        100,
+        101,
+        102,
+        103,
+        900,
     ]
     # The source run (zenith 35) gets the 20-40 model though it was not selected.
     assert store_obs.obs(900, required_irf=["bkg"]).bkg is not None
@@ -41,11 +48,27 @@ def test_build_on_local_cluster(tmp_path):
 def test_options_override_config(tmp_path):
     store = small_store(tmp_path / "store")
     config = tmp_path / "c.yaml"
-    config.write_text("grouping:\n  zenith: {edges: [0, 90], unit: deg}\ncompute: {scheduler: sync}\n")
+    config.write_text(
+        "grouping:\n  zenith: {edges: [0, 90], unit: deg}\ncompute: {scheduler: sync}\n"
+    )
     out = tmp_path / "bkg.fits"
-    proc = bkgdask("--log-level", "WARNING", "build", str(store), "-o", str(out), "--config",
-                   str(config), "--zenith-edges", "0,25,60", "--energy-edges", "0.1,1,10,100 TeV",
-                   "--offset-edges", "0,1,2,3", "--no-progress")
+    proc = bkgdask(
+        "--log-level",
+        "WARNING",
+        "build",
+        str(store),
+        "-o",
+        str(out),
+        "--config",
+        str(config),
+        "--zenith-edges",
+        "0,25,60",
+        "--energy-edges",
+        "0.1,1,10,100 TeV",
+        "--offset-edges",
+        "0,1,2,3",
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stderr
     from astropy.io import fits
 
@@ -60,7 +83,9 @@ def test_options_override_config(tmp_path):
 def test_help_is_fast_and_light(args):
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "bkgdask.cli", *args],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()}
