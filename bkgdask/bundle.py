@@ -101,10 +101,11 @@ def merged_hdu_index(
     return table
 
 
-def bundle_obs_index(obs_index: Table, assignment: dict[int, Group]) -> Table:
-    """The store's obs-index plus a ``BKG_HDU`` column naming each run's model."""
+def bundle_obs_index(obs_index: Table, assignment: dict[int, Group], used: set[int]) -> Table:
+    """The store's obs-index plus ``BKG_HDU`` (each run's model) and ``BKG_USED`` (in a model)."""
     table = obs_index.copy()
     table["BKG_HDU"] = [assignment[int(o)].hdu_name for o in table["OBS_ID"]]
+    table["BKG_USED"] = [int(o) in used for o in table["OBS_ID"]]
     table.meta["EXTNAME"] = "OBS_INDEX"
     return table
 

@@ -136,8 +136,9 @@ class BuildResult:
         )
 
     def obs_index(self) -> Table:
-        """The store's obs-index with each run's model in ``BKG_HDU``."""
-        return bundle_obs_index(self.store.obs_index, self.assignment)
+        """The store's obs-index with each run's model (``BKG_HDU``) and use (``BKG_USED``)."""
+        used = {int(o) for total in self.totals.values() for o in total.attrs["obs_ids"]}
+        return bundle_obs_index(self.store.obs_index, self.assignment, used)
 
     def to_hdulist(self, bundle_name: str) -> fits.HDUList:
         hdus = [fits.PrimaryHDU()]
