@@ -1,4 +1,4 @@
-"""Command-line interface: ``bkgdask build``, ``bkgdask config``.
+"""Command-line interface: ``bkgdask build``, ``validate``, ``config``.
 
 Heavy imports (dask, gammapy, xarray) happen inside the commands, so
 ``bkgdask --help`` starts fast.
@@ -149,6 +149,121 @@ def config_command(output):
         click.echo(text, nl=False)
     else:
         output.write_text(text)
+
+
+@cli.command()
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--n-obs", type=click.IntRange(min=1), required=True, help="Number of runs.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--zenith-range", default="0,60", show_default=True, help="Zenith range, deg.")
+@click.option(
+    "--duration",
+    default="1680 s",
+    show_default=True,
+    help="Observation time per run (sum of GTIs), e.g. '28 min'.",
+)
+@click.option(
+    "--n-gti", type=click.IntRange(min=1), default=1, show_default=True, help="GTIs per run."
+)
+@click.option(
+    "--special-pointings", is_flag=True, help="First run across RA=0, second at the north pole."
+)
+@click.option(
+    "--scheduler",
+    type=click.Choice(["local", "threads", "sync"]),
+    default="local",
+    show_default=True,
+)
+@click.option("--n-workers", type=click.IntRange(min=1), default=None)
+def simulate(
+    outdir, n_obs, seed, zenith_range, duration, n_gti, special_pointings, scheduler, n_workers
+):
+    """Write a store of simulated off runs with a known background rate to OUTDIR."""
+    import astropy.units as u
+
+    from .simulate import SimulationConfig, simulate_store
+
+    try:
+        zen = [float(v) for v in zenith_range.split(",")]
+        seconds = u.Quantity(duration).to_value(u.s)
+        if len(zen) != 2:
+            raise ValueError("--zenith-range takes two numbers, e.g. 0,60")
+        config = SimulationConfig(n_obs=n_obs, seed=seed, zenith_min=zen[0], zenith_max=zen[1],
+                                  duration=seconds, n_gti=n_gti,
+                                  special_pointings=special_pointings)  # fmt: skip
+    except (ValueError, TypeError, u.UnitsError) as exc:
+        raise click.BadParameter(str(exc)) from None
+    try:
+        path = simulate_store(outdir, config, scheduler=scheduler, n_workers=n_workers,
+                              progress=True)  # fmt: skip
+    except (BkgdaskError, FileExistsError) as exc:
+        _echo_err(f"Error: {exc}")
+        sys.exit(1)
+    _echo_err(f"bkgdask: simulated {n_obs} runs -> {path}")
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--store",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The data store the bundle was built from.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Report folder (PNG, report.json, report.md).",
+)
+@click.option("--select", default=None, help="Runs to apply the models to (default: the bundle's).")
+@click.option(
+    "--exclude",
+    multiple=True,
+    help="Exclusion region: a DS9 string like 'icrs;circle(83.63,22.01,0.3)' or a file.",
+)
+@click.option(
+    "--truth",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Truth file (default: truth.yaml beside the store, if there).",
+)
+@click.option("--kfold", type=click.IntRange(min=0), default=0, help="Cross-validation folds.")
+@click.option(
+    "--compare-store-models",
+    is_flag=True,
+    help="Also apply the store's own bkg models (e.g. the official ones).",
+)
+@click.option(
+    "--max-runs",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Runs given the map validation (evenly spaced).",
+)
+def validate(bundle, store, output, select, exclude, truth, kfold, compare_store_models, max_runs):
+    """Validate the models of BUNDLE: truth pulls, runs, cross-validation."""
+    from .validation.regions import parse_regions
+    from .validation.report import ValidationRequest, markdown, run_validation
+
+    try:
+        request = ValidationRequest(
+            bundle=bundle,
+            store=store,
+            outdir=output,
+            selection=select,
+            regions=parse_regions(exclude),
+            truth=truth,
+            kfold=kfold,
+            compare_store_models=compare_store_models,
+            max_runs=max_runs,
+        )
+        report = run_validation(request)
+    except BkgdaskError as exc:
+        _echo_err(f"Error: {exc}")
+        sys.exit(1)
+    click.echo(markdown(report), nl=False)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ in log E, relative error < 1e-9).
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,9 @@ class TruthModel(BaseModel):
         """Rate at the FoV centre, s-1 MeV-1 sr-1 (broadcasts)."""
         norm = self.norm * np.power(np.cos(np.deg2rad(zenith_deg)), -self.zenith_index)
         inside = (energy_tev >= self.energy_min) & (energy_tev <= self.energy_max)
-        spectrum = norm * np.power(energy_tev, -self.index) * self._threshold(energy_tev, zenith_deg)
+        spectrum = (
+            norm * np.power(energy_tev, -self.index) * self._threshold(energy_tev, zenith_deg)
+        )
         return np.where(inside, spectrum, 0.0)
 
     @property
@@ -88,7 +91,7 @@ class TruthModel(BaseModel):
     def _energy_nodes(self, energy_edges_tev):
         """Quadrature nodes (TeV) and weights (MeV) per energy bin, cut at the simulated range."""
         nodes, weights, owner = [], [], []
-        for i, (lo, hi) in enumerate(zip(energy_edges_tev[:-1], energy_edges_tev[1:])):
+        for i, (lo, hi) in enumerate(itertools.pairwise(energy_edges_tev)):
             lo, hi = max(lo, self.energy_min), min(hi, self.energy_max)
             if hi <= lo:
                 continue

@@ -1,0 +1,1 @@
+"""Validation of background models: against a known truth, on runs, by cross-validation."""

@@ -1,0 +1,244 @@
+"""``bkgdask validate``: a bundle against truth, runs and held-out folds; PNG + JSON + Markdown."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BkgdaskError
+from ..pipeline import select_obs_ids
+from ..store import DataStore
+from ..truth import TRUTH_FILE, TruthModel
+from . import plots
+from .bundle_models import read_bundle
+from .crossval import cross_validate, ratio_summary
+from .runs import RunValidationSettings, significance_summary, validate_run
+from .truth_check import compare_bundle_to_truth
+
+log = logging.getLogger(__name__)
+
+OURS = "bkgdask"
+STORE_MODEL = "store"
+
+
+@dataclass
+class ValidationRequest:
+    """What to validate.
+
+    Attributes
+    ----------
+    bundle, store : Path
+        The bundle and the store its runs come from.
+    outdir : Path
+        Report folder.
+    selection : str, optional
+        Runs to apply the models to (obs-index query); default: the bundle's runs.
+    regions : list
+        Exclusion regions (``regions.SkyRegion``).
+    truth : Path, optional
+        Truth file; default: ``truth.yaml`` beside the store, if there.
+    kfold : int
+        Folds of the cross-validation (0: none).
+    compare_store_models : bool
+        Also apply the store's own bkg models (e.g. the official H.E.S.S. ones).
+    max_runs : int
+        At most this many runs (evenly spaced in obs_id) get the map validation.
+    settings : RunValidationSettings
+    """
+
+    bundle: Path
+    store: Path
+    outdir: Path
+    selection: str | None = None
+    regions: list = field(default_factory=list)
+    truth: Path | None = None
+    kfold: int = 0
+    compare_store_models: bool = False
+    max_runs: int = 50
+    settings: RunValidationSettings = field(default_factory=RunValidationSettings)
+
+
+def _subset(obs_ids, n: int) -> list[int]:
+    ids = sorted(map(int, obs_ids))
+    if len(ids) <= n:
+        return ids
+    return [ids[i] for i in np.linspace(0, len(ids) - 1, n).round().astype(int)]
+
+
+def _apply_models(request, store, obs_ids, zenith, bundles=None) -> dict[str, list]:
+    """Map validation of runs under our models (and the store's), same energy threshold."""
+    from gammapy.data import DataStore as GammapyStore
+
+    ours_store = GammapyStore.from_file(request.bundle)
+    original = GammapyStore.from_dir(store.base_dir) if request.compare_store_models else None
+    results: dict[str, list] = {OURS: []}
+    if original is not None:
+        results[STORE_MODEL] = []
+    for obs_id in obs_ids:
+        source = GammapyStore.from_file(bundles[obs_id]) if bundles else ours_store
+        obs = source.obs(obs_id, required_irf=["bkg"])
+        ours = validate_run(obs, obs.bkg, OURS, request.settings, request.regions)
+        ours.zenith = zenith[obs_id]
+        results[OURS].append(ours)
+        if original is not None:
+            official = original.obs(obs_id, required_irf=["bkg"]).bkg
+            theirs = validate_run(
+                obs,
+                official,
+                STORE_MODEL,
+                request.settings,
+                request.regions,
+                threshold_index=_threshold_index(ours, request.settings),
+            )
+            theirs.zenith = zenith[obs_id]
+            results[STORE_MODEL].append(theirs)
+    return results
+
+
+def _threshold_index(result, settings) -> int:
+    return int(np.argmin(np.abs(np.asarray(settings.energy_edges) - result.energy_threshold)))
+
+
+def _run_rows(results) -> list[dict]:
+    return [r.row() for r in results]
+
+
+def _section(results: dict[str, list]) -> dict:
+    out = {}
+    for label, runs in results.items():
+        rows = _run_rows(runs)
+        out[label] = {
+            "runs": rows,
+            "ratio": ratio_summary(r["ratio"] for r in rows),
+            "norm": ratio_summary(r["norm"] for r in rows),
+            "significance": significance_summary(runs),
+        }
+    return out
+
+
+def run_validation(request: ValidationRequest) -> dict:
+    """Run every check the request asks for; write the report; return its numbers."""
+    outdir = Path(request.outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    models, _ = read_bundle(request.bundle)
+    if not models:
+        raise BkgdaskError(f"{request.bundle} holds no BKG models")
+    store = DataStore.open(request.store)
+    zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))
+    report: dict = {
+        "bundle": str(request.bundle),
+        "store": str(store.base_dir),
+        "settings": asdict(request.settings),
+    }
+    figures: dict[str, str] = {}
+
+    truth_path = request.truth or (store.base_dir / TRUTH_FILE)
+    if request.truth is not None or truth_path.is_file():
+        truth = TruthModel.read(truth_path)
+        comparisons = compare_bundle_to_truth(models, store, truth)
+        report["truth"] = [c.summary() for c in comparisons]
+        for c in comparisons:
+            figures[f"pulls {c.hdu_name}"] = plots.pulls(c, outdir / f"pulls-{c.hdu_name}.png").name
+
+    used = sorted(o for m in models.values() for o in m.obs_ids)
+    selected = select_obs_ids(store, request.selection) if request.selection else used
+    runs = _subset(selected, request.max_runs)
+    applied = _apply_models(request, store, runs, zenith)
+    report["runs"] = _section(applied)
+    sig = {k: np.concatenate([r.significance for r in v]) for k, v in applied.items()}
+    figures["significance"] = plots.significance_histogram(sig, outdir / "significance.png").name
+    figures["norm"] = plots.ratios(
+        {k: _run_rows(v) for k, v in applied.items()}, "norm", outdir / "norm-vs-zenith.png"
+    ).name
+
+    if request.kfold:
+        with tempfile.TemporaryDirectory(dir=outdir, prefix=".folds-") as workdir:
+            rows, bundles = cross_validate(
+                store, models, request.kfold, Path(workdir), request.settings.offset_max
+            )
+            folded = _apply_models(request, store, [r["obs_id"] for r in rows], zenith, bundles)
+        for row in rows:
+            row["zenith"] = zenith[row["obs_id"]]
+        report["crossval"] = {
+            "k": request.kfold,
+            "exact": {"runs": rows, "ratio": ratio_summary(r["ratio"] for r in rows)},
+            **_section(folded),
+        }
+        figures["crossval"] = plots.ratios(
+            {"held-out, model bins": rows}, "ratio", outdir / "crossval-ratio.png"
+        ).name
+    report["figures"] = figures
+    (outdir / "report.json").write_text(json.dumps(report, indent=1, default=_jsonable))
+    (outdir / "report.md").write_text(markdown(report))
+    return report
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def _fmt(stat: dict | None, key: str = "mean", spread: str = "std") -> str:
+    if not stat or stat.get(key) is None:
+        return "–"
+    return f"{stat[key]:.3f} ± {stat[spread]:.3f}"
+
+
+def markdown(report: dict) -> str:
+    """A short human summary of the report's numbers."""
+    lines = [
+        "# Background model validation",
+        "",
+        f"Bundle `{report['bundle']}`, store `{report['store']}`.",
+        "",
+    ]
+    if "truth" in report:
+        lines += [
+            "## Against the truth",
+            "",
+            "| model | χ²/ndf | p-value | counts/truth |",
+            "|---|---|---|---|",
+        ]
+        for t in report["truth"]:
+            lines.append(
+                f"| {t['model']} | {t['chi2']:.1f}/{t['ndf']} | {t['p_value']:.3g} | "
+                f"{t['counts_over_expected']:.4f} |"
+            )
+        lines.append("")
+    sections = [("runs", "Applied to runs (gammapy maps)")]
+    if "crossval" in report:
+        sections.append(("crossval", f"{report['crossval']['k']}-fold cross-validation"))
+    for key, title in sections:
+        lines += [
+            f"## {title}",
+            "",
+            "| model | runs | obs/pred (mean ± sd) | FoV norm (mean ± sd) "
+            "| significance mean | width |",
+            "|---|---|---|---|---|---|",
+        ]
+        for label, sec in report[key].items():
+            if label in ("k", "exact"):
+                continue
+            s = sec["significance"]
+            mean = "–" if s["mean"] is None else f"{s['mean']:.3f}"
+            width = "–" if s["width"] is None else f"{s['width']:.3f}"
+            lines.append(
+                f"| {label} | {sec['ratio']['n']} | {_fmt(sec['ratio'])} | "
+                f"{_fmt(sec['norm'])} | {mean} | {width} |"
+            )
+        if key == "crossval":
+            exact = report["crossval"]["exact"]["ratio"]
+            lines += [
+                "",
+                f"Held-out obs/pred in the model's own bins (no interpolation): "
+                f"{_fmt(exact)} over {exact['n']} runs.",
+            ]
+        lines.append("")
+    lines += ["## Figures", ""] + [f"- {k}: ![{k}]({v})" for k, v in report["figures"].items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,105 @@
+"""Models against the simulator's truth: per-bin pulls, χ² and its p-value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from ..store import DataStore
+from ..truth import TruthModel
+from .bundle_models import BundleModel
+from .observation_times import observation_times
+
+
+@dataclass
+class TruthComparison:
+    """One model against the truth.
+
+    Attributes
+    ----------
+    hdu_name : str
+        The model.
+    counts, expected : numpy.ndarray
+        Counts in the model and truth's expectation for the same runs, per bin.
+    used : numpy.ndarray of bool
+        Bins entering the χ² (expected >= ``min_expected``).
+    chi2 : float
+        Σ pull² over used bins.
+    ndf : int
+        Number of used bins (the truth has no free parameter).
+    p_value : float
+        P(χ²_ndf >= chi2).
+    """
+
+    hdu_name: str
+    counts: np.ndarray
+    expected: np.ndarray
+    used: np.ndarray
+    chi2: float
+    ndf: int
+    p_value: float
+
+    @property
+    def pulls(self) -> np.ndarray:
+        """(counts − expected) / √expected in used bins, NaN elsewhere."""
+        out = np.full(self.counts.shape, np.nan)
+        out[self.used] = (self.counts - self.expected)[self.used] / np.sqrt(
+            self.expected[self.used]
+        )
+        return out
+
+    def summary(self) -> dict:
+        ratio = self.counts[self.used].sum() / self.expected[self.used].sum()
+        return {
+            "model": self.hdu_name,
+            "chi2": self.chi2,
+            "ndf": self.ndf,
+            "chi2_per_ndf": self.chi2 / self.ndf,
+            "p_value": self.p_value,
+            "counts_over_expected": ratio,
+        }
+
+
+def compare_to_truth(
+    model: BundleModel,
+    truth: TruthModel,
+    zenith: dict[int, float],
+    time: dict[int, float],
+    min_expected: float = 10.0,
+) -> TruthComparison:
+    """Compare one model's counts with the truth's expectation for its runs.
+
+    Parameters
+    ----------
+    model : BundleModel
+        The model (its runs in ``model.obs_ids``).
+    truth : TruthModel
+        The simulator's rate.
+    zenith, time : dict of int to float
+        Zenith (deg) and observation time (s) of each run.
+    min_expected : float
+        Bins with fewer expected counts are left out of the χ².
+    """
+    zen = np.array([zenith[o] for o in model.obs_ids])
+    seconds = np.array([time[o] for o in model.obs_ids])
+    b = model.binning
+    expected = truth.expected_counts(b.energy_edges, b.offset_edges, zen, seconds)
+    counts = model.counts
+    used = expected >= min_expected
+    chi2 = float((((counts - expected) ** 2) / expected)[used].sum())
+    ndf = int(used.sum())
+    return TruthComparison(
+        model.hdu_name, counts, expected, used, chi2, ndf, float(stats.chi2.sf(chi2, ndf))
+    )
+
+
+def compare_bundle_to_truth(
+    models: dict[str, BundleModel], store: DataStore, truth: TruthModel, min_expected: float = 10.0
+) -> list[TruthComparison]:
+    """Every model of a bundle against the truth, runs' zenith and time from the store."""
+    zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))
+    obs_ids = sorted({o for m in models.values() for o in m.obs_ids})
+    time = observation_times(store, obs_ids)
+    return [compare_to_truth(m, truth, zenith, time, min_expected) for m in models.values()]
