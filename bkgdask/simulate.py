@@ -2,7 +2,7 @@
 
 Every run is one Dask task (``simulate-<obs_id>``) that draws its pointing and
 events from :class:`~bkgdask.truth.TruthModel` with its own random generator,
-``numpy.random.default_rng([seed, obs_id])``, writes its event file and returns
+``SeedSequence(seed, spawn_key=(obs_id,))``, writes its event file and returns
 only its index rows. The store is therefore the same, byte for byte, whatever
 the scheduler or the number of workers. The client writes the obs-index and
 HDU index last, next to ``truth.yaml`` (the model) and ``simulation.yaml``
@@ -53,7 +53,7 @@ class SimulationConfig(BaseModel):
     n_obs : int
         Number of runs, >= 1.
     seed : int
-        Seed, >= 0; run ``obs_id`` uses ``numpy.random.default_rng([seed, obs_id])``.
+        Seed, >= 0; run ``obs_id`` uses ``SeedSequence(seed, spawn_key=(obs_id,))``.
     zenith_min, zenith_max : float
         Zenith angles (deg) are drawn uniformly in ``[zenith_min, zenith_max)``,
         ``0 <= zenith_min <= zenith_max < 90``.
@@ -138,7 +138,7 @@ def simulate_run(config: SimulationConfig, index: int) -> RunSpec:
     if not 0 <= index < config.n_obs:
         raise IndexError(f"run index {index} outside 0..{config.n_obs - 1}")
     obs_id = config.obs_id_start + index
-    rng = np.random.default_rng([config.seed, obs_id])
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(obs_id,)))
     ra_pnt = rng.uniform(0.0, 360.0)
     dec_pnt = float(np.rad2deg(np.arcsin(rng.uniform(-1.0, 1.0))))  # uniform on the sphere
     zenith = rng.uniform(config.zenith_min, config.zenith_max)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from astropy.io.registry import IORegistryError
 from astropy.table import Table
 
 from ..binning import Binning
@@ -54,7 +55,7 @@ def read_bundle(path: str | Path) -> tuple[dict[str, BundleModel], Table]:
         obs_index = Table.read(path, hdu="OBS_INDEX")
         with fits.open(path) as hdus:
             headers = {h.name: (h.header, h.data) for h in hdus if h.name.startswith("BKG_")}
-    except (OSError, KeyError) as exc:
+    except (OSError, KeyError, ValueError, IORegistryError) as exc:
         raise BkgdaskError(f"cannot read bundle {path}: {exc}") from exc
     if "BKG_USED" not in obs_index.colnames:
         raise BkgdaskError(f"{path} is not a bkgdask bundle (OBS_INDEX has no BKG_USED)")

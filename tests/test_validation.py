@@ -1,0 +1,148 @@
+"""Models against the simulator's truth, and the validation report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+from click.testing import CliRunner
+from distributed import Client, LocalCluster
+
+import bkgdask
+from bkgdask.cli import cli
+from bkgdask.config import BuildConfig
+from bkgdask.simulate import SimulationConfig, simulate_store
+from bkgdask.store import DataStore
+from bkgdask.truth import TruthModel
+from bkgdask.validation.bundle_models import read_bundle
+from bkgdask.validation.runs import RunValidationSettings, significance_summary, validate_run
+from bkgdask.validation.truth_check import compare_bundle_to_truth
+
+N_SEEDS = 20
+N_RUNS = 200
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def _simulated_bundle(tmp_path, seed: int, client, n_runs: int = N_RUNS):
+    store = tmp_path / f"store-{seed}"
+    config = SimulationConfig(n_obs=n_runs, seed=seed, compress=False)
+    simulate_store(store, config, client=client)
+    build = BuildConfig().updated({"compute": {"progress": False}})
+    bundle = bkgdask.build(store, build, client=client).write(tmp_path / f"bkg-{seed}.fits")
+    return store, bundle, config
+
+
+def test_models_agree_with_truth_for_20_seeds(tmp_path, client):
+    """Default binning, 200 runs: the pull χ² over all models' bins has p > 0.001 for each seed."""
+    p_values = []
+    for seed in range(N_SEEDS):
+        store, bundle, config = _simulated_bundle(tmp_path, seed, client)
+        models, _ = read_bundle(bundle)
+        assert sum(len(m.obs_ids) for m in models.values()) == N_RUNS
+        comparisons = compare_bundle_to_truth(models, DataStore.open(store), config.truth)
+        assert len(comparisons) == 3 and all(c.ndf > 80 for c in comparisons)
+        chi2 = sum(c.chi2 for c in comparisons)
+        ndf = sum(c.ndf for c in comparisons)
+        p_value = stats.chi2.sf(chi2, ndf)
+        assert p_value > 1e-3, (seed, [c.summary() for c in comparisons])
+        p_values.append(p_value)
+    # p-values of a correct model are uniform: none bunched at 1 (which would hide a bias
+    # behind a too-wide error), mean near 1/2.
+    assert 0.25 < np.mean(p_values) < 0.75, p_values
+    assert stats.kstest(p_values, "uniform").pvalue > 1e-3
+
+
+def test_truth_check_catches_a_two_percent_bias(tmp_path, client):
+    """The same comparison rejects a model whose rate is 2 % off."""
+    store, bundle, config = _simulated_bundle(tmp_path, 99, client)
+    models, _ = read_bundle(bundle)
+    for model in models.values():
+        model.rate = model.rate * 1.02
+    comparisons = compare_bundle_to_truth(models, DataStore.open(store), config.truth)
+    chi2 = sum(c.chi2 for c in comparisons)
+    ndf = sum(c.ndf for c in comparisons)
+    assert stats.chi2.sf(chi2, ndf) < 1e-9, [c.summary() for c in comparisons]
+
+
+def test_significance_distribution_is_unit_gaussian(tmp_path, client):
+    """Models applied to simulated runs: significances outside exclusions ~ N(0, 1)."""
+    from gammapy.data import DataStore as GammapyDataStore
+
+    store, bundle, _ = _simulated_bundle(tmp_path, 7, client)
+    data_store = GammapyDataStore.from_file(bundle)
+    settings = RunValidationSettings()
+    results = []
+    for obs_id in data_store.obs_table["OBS_ID"][::10]:
+        obs = data_store.obs(int(obs_id), required_irf=["bkg"])
+        results.append(validate_run(obs, obs.bkg, "bkgdask", settings))
+    summary = significance_summary(results)
+    assert summary["n_pixels"] > 50_000
+    assert abs(summary["mean"]) < 0.1, summary
+    assert 0.9 <= summary["width"] <= 1.1, summary
+    # The fitted norms scatter around the groups' average within the zenith spread.
+    norms = np.array([r.norm for r in results])
+    assert np.all((norms > 0.5) & (norms < 2.0))
+
+
+def test_validate_command_writes_report(tmp_path, client):
+    store, bundle, _ = _simulated_bundle(tmp_path, 5, client, n_runs=30)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        cli,
+        ["validate", str(bundle), "--store", str(store), "-o", str(out), "--kfold", "3",
+         "--max-runs", "6", "--exclude", "icrs;circle(10,10,0.5)"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert {"truth", "runs", "crossval", "figures"} <= set(report)
+    assert len(report["runs"]["bkgdask"]["runs"]) == 6
+    assert len(report["crossval"]["exact"]["runs"]) == 30
+    assert {r["fold"] for r in report["crossval"]["exact"]["runs"]} == {0, 1, 2}
+    assert 0.7 < report["crossval"]["exact"]["ratio"]["mean"] < 1.3
+    for name in report["figures"].values():
+        png = (out / name).read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 5000
+    markdown = (out / "report.md").read_text()
+    assert "χ²/ndf" in markdown and "cross-validation" in markdown
+    assert not list(out.glob(".folds-*")), "fold bundles are cleaned up"
+
+
+def test_validate_rejects_bad_input(tmp_path):
+    runner = CliRunner()
+    bundle = tmp_path / "nothing.fits"
+    bundle.write_bytes(b"not fits")
+    result = runner.invoke(
+        cli, ["validate", str(bundle), "--store", str(tmp_path), "-o", str(tmp_path / "r")]
+    )
+    assert result.exit_code != 0
+    assert "nothing.fits" in result.output
+    result = runner.invoke(
+        cli,
+        ["validate", str(bundle), "--store", str(tmp_path), "-o", str(tmp_path / "r"),
+         "--exclude", "icrs;circle(10,10"],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "exclusion region" in result.output
+
+
+def test_truth_round_trip(tmp_path):
+    truth = TruthModel(norm=1e-4, index=2.5)
+    assert TruthModel.read(truth.write(tmp_path / "t.yaml")) == truth
+    # Expected counts add up over bins and runs.
+    edges_e, edges_o = np.logspace(-1, 2, 7), np.linspace(0, 3, 4)
+    both = truth.expected_counts(edges_e, edges_o, [20.0, 40.0], [1000.0, 500.0])
+    one = truth.expected_counts(edges_e, edges_o, 20.0, 1000.0)
+    two = truth.expected_counts(edges_e, edges_o, 40.0, 500.0)
+    np.testing.assert_allclose(both, one + two, rtol=1e-12)
+    coarse = truth.expected_counts(edges_e[::2], edges_o, 20.0, 1000.0)
+    np.testing.assert_allclose(coarse.sum(), one.sum(), rtol=1e-9)
