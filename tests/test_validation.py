@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from scipy import stats
 from click.testing import CliRunner
 from distributed import Client, LocalCluster
+from scipy import stats
 
 import bkgdask
 from bkgdask.cli import cli
@@ -78,7 +78,7 @@ def test_significance_distribution_is_unit_gaussian(tmp_path, client):
     """Models applied to simulated runs: significances outside exclusions ~ N(0, 1)."""
     from gammapy.data import DataStore as GammapyDataStore
 
-    store, bundle, _ = _simulated_bundle(tmp_path, 7, client)
+    _store, bundle, _ = _simulated_bundle(tmp_path, 7, client)
     data_store = GammapyDataStore.from_file(bundle)
     settings = RunValidationSettings()
     results = []
