@@ -143,3 +143,35 @@ def test_schedulers_agree(hess_dir):
                 result.models[label].data, reference.models[label].data, rtol=1e-12, atol=0
             )
             assert total.attrs["obs_ids"] == reference.totals[label].attrs["obs_ids"], scheduler
+
+
+def test_validation_side_by_side_with_official_models(hess_build, hess_dir, tmp_path):
+    """bkgdask's and the official H.E.S.S. models on the same source runs, targets excluded."""
+    import json
+
+    from click.testing import CliRunner
+
+    from bkgdask.cli import cli
+
+    _, bundle, _ = hess_build
+    out = tmp_path / "report"
+    args = ["validate", str(bundle), "--store", str(hess_dir), "-o", str(out),
+            "--select", "TARGET_NAME == 'Crab' or TARGET_NAME == 'PKS 2155-304 (steady)'",
+            "--max-runs", "4", "--compare-store-models",
+            "--exclude", "icrs;circle(83.633,22.014,0.3)",
+            "--exclude", "icrs;circle(329.717,-30.226,0.3)"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    ours, official = report["runs"]["bkgdask"], report["runs"]["store-bkg"]
+    assert [r["obs_id"] for r in ours["runs"]] == [r["obs_id"] for r in official["runs"]]
+    for a, b in zip(ours["runs"], official["runs"]):
+        # Same runs, same energy threshold, same pixels: only the model differs.
+        assert a["energy_threshold_tev"] == b["energy_threshold_tev"]
+        assert a["counts"] == b["counts"]
+        assert 0.5 < a["ratio"] < 2.0 and 0.5 < b["ratio"] < 2.0
+    assert ours["significance"]["n_pixels"] == official["significance"]["n_pixels"] > 10_000
+    for section in (ours, official):
+        assert abs(section["significance"]["mean"]) < 0.3
+        assert 0.8 < section["significance"]["width"] < 1.4
+    assert "store-bkg" in (out / "report.md").read_text()

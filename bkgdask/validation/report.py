@@ -23,7 +23,7 @@ from .truth_check import compare_bundle_to_truth
 log = logging.getLogger(__name__)
 
 OURS = "bkgdask"
-STORE_MODEL = "store"
+STORE_MODEL = "store-bkg"
 
 
 @dataclass
@@ -100,6 +100,15 @@ def _apply_models(request, store, obs_ids, zenith, bundles=None) -> dict[str, li
     return results
 
 
+def _targets(store: DataStore) -> dict[int, str]:
+    """obs_id -> TARGET_NAME (or OBJECT) of the obs-index, '' if neither."""
+    for column in ("TARGET_NAME", "OBJECT"):
+        if column in store.obs_index.colnames:
+            names = [str(n).strip() for n in store.obs_index[column]]
+            return dict(zip(store.obs_ids.tolist(), names))
+    return {}
+
+
 def _threshold_index(result, settings) -> int:
     return int(np.argmin(np.abs(np.asarray(settings.energy_edges) - result.energy_threshold)))
 
@@ -108,11 +117,17 @@ def _run_rows(results) -> list[dict]:
     return [r.row() for r in results]
 
 
-def _section(results: dict[str, list]) -> dict:
+def _section(results: dict[str, list], targets: dict[int, str]) -> dict:
     out = {}
     for label, runs in results.items():
         rows = _run_rows(runs)
+        for row in rows:
+            row["target"] = targets.get(row["obs_id"], "")
+        by_target: dict[str, list] = {}
+        for row in rows:
+            by_target.setdefault(row["target"], []).append(row["ratio"])
         out[label] = {
+            "by_target": {t: ratio_summary(v) for t, v in sorted(by_target.items())},
             "runs": rows,
             "ratio": ratio_summary(r["ratio"] for r in rows),
             "norm": ratio_summary(r["norm"] for r in rows),
@@ -130,6 +145,7 @@ def run_validation(request: ValidationRequest) -> dict:
         raise BkgdaskError(f"{request.bundle} holds no BKG models")
     store = DataStore.open(request.store)
     zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))
+    targets = _targets(store)
     report: dict = {
         "bundle": str(request.bundle),
         "store": str(store.base_dir),
@@ -149,7 +165,7 @@ def run_validation(request: ValidationRequest) -> dict:
     selected = select_obs_ids(store, request.selection) if request.selection else used
     runs = _subset(selected, request.max_runs)
     applied = _apply_models(request, store, runs, zenith)
-    report["runs"] = _section(applied)
+    report["runs"] = _section(applied, targets)
     sig = {k: np.concatenate([r.significance for r in v]) for k, v in applied.items()}
     figures["significance"] = plots.significance_histogram(sig, outdir / "significance.png").name
     figures["norm"] = plots.ratios(
@@ -167,7 +183,7 @@ def run_validation(request: ValidationRequest) -> dict:
         report["crossval"] = {
             "k": request.kfold,
             "exact": {"runs": rows, "ratio": ratio_summary(r["ratio"] for r in rows)},
-            **_section(folded),
+            **_section(folded, targets),
         }
         figures["crossval"] = plots.ratios(
             {"held-out, model bins": rows}, "ratio", outdir / "crossval-ratio.png"
@@ -232,6 +248,19 @@ def markdown(report: dict) -> str:
                 f"| {label} | {sec['ratio']['n']} | {_fmt(sec['ratio'])} | "
                 f"{_fmt(sec['norm'])} | {mean} | {width} |"
             )
+        models = [m for m in report[key] if m not in ("k", "exact")]
+        targets = sorted(set().union(*(report[key][m]["by_target"] for m in models)))
+        if len(targets) > 1:
+            lines += [
+                "",
+                "obs/pred by target:",
+                "",
+                "| target | " + " | ".join(models) + " |",
+                "|---" * (len(models) + 1) + "|",
+            ]
+            for target in targets:
+                cells = [_fmt(report[key][m]["by_target"].get(target)) for m in models]
+                lines.append(f"| {target} | " + " | ".join(cells) + " |")
         if key == "crossval":
             exact = report["crossval"]["exact"]["ratio"]
             lines += [
