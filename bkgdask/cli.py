@@ -42,7 +42,7 @@ def cli(log_level: str) -> None:
     root.setLevel(log_level.upper())
 
 
-def _overrides(select, zenith_edges, energy_edges, offset_edges, scheduler, n_workers, split_every):
+def _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options: dict):
     from .config import AxisEdges
 
     changes: dict = {}
@@ -59,11 +59,7 @@ def _overrides(select, zenith_edges, energy_edges, offset_edges, scheduler, n_wo
             except ValueError as exc:
                 raise click.BadParameter(str(exc), param_hint=f"--{key}-edges") from None
             changes.setdefault(section, {})[key] = axis.model_dump(mode="json", exclude_none=True)
-    for key, value in (
-        ("scheduler", scheduler),
-        ("n_workers", n_workers),
-        ("split_every", split_every),
-    ):
+    for key, value in compute_options.items():
         if value is not None:
             changes.setdefault("compute", {})[key] = value
     return changes
@@ -89,11 +85,31 @@ def _overrides(select, zenith_edges, energy_edges, offset_edges, scheduler, n_wo
     type=click.Path(dir_okay=False, path_type=Path),
     help="YAML config (see 'bkgdask config'); options override it.",
 )
-@click.option("--scheduler", default=None, help="local | threads | sync | tcp://HOST:PORT.")
 @click.option(
-    "--n-workers", type=click.IntRange(min=1), default=None, help="Workers (default: cores)."
+    "--scheduler",
+    default=None,
+    help="local | threads | sync | slurm | pbs | sge | htcondor | lsf | tcp://HOST:PORT.",
 )
+@click.option("--n-workers", type=click.IntRange(min=1), default=None, help="Local workers.")
 @click.option("--split-every", type=click.IntRange(min=2), default=None, help="Reduction fan-in.")
+@click.option("--retries", type=click.IntRange(min=0), default=None, help="Retries of a task.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Batch jobs to submit.")
+@click.option("--adapt", default=None, help="Adaptive batch jobs, MIN:MAX.")
+@click.option("--cluster-config", default=None, help="jobqueue.<NAME> Dask config section.")
+@click.option(
+    "--dask-config",
+    "dask_config",
+    default=None,
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="YAML merged into Dask's config (e.g. a jobqueue.yaml).",
+)
+@click.option(
+    "--report",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a Dask performance report (HTML, works offline).",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
 def build(
     datastore,
@@ -106,21 +122,36 @@ def build(
     scheduler,
     n_workers,
     split_every,
+    retries,
+    jobs,
+    adapt,
+    cluster_config,
+    dask_config,
+    report,
     progress,
 ):
     """Build zenith-grouped BKG_2D models from DATASTORE and write one bundle."""
     from .config import BuildConfig
+    from .hpc import load_dask_config
     from .pipeline import build as run_build
 
+    compute_options = {
+        "scheduler": scheduler,
+        "n_workers": n_workers,
+        "split_every": split_every,
+        "retries": retries,
+        "jobs": jobs,
+        "adapt": adapt,
+        "cluster_config": cluster_config,
+        "progress": progress,
+    }
     try:
+        for path in dask_config:
+            load_dask_config(path)
         config = BuildConfig.read(config_file) if config_file else BuildConfig()
-        changes = _overrides(
-            select, zenith_edges, energy_edges, offset_edges, scheduler, n_workers, split_every
-        )
-        if progress is not None:
-            changes.setdefault("compute", {})["progress"] = progress
+        changes = _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options)
         config = config.updated(changes)
-        result = run_build(datastore, config, announce=_echo_err)
+        result = run_build(datastore, config, announce=_echo_err, report=report)
         written = result.write(output)
     except BkgdaskError as exc:
         _echo_err(f"Error: {exc}")
@@ -188,14 +219,21 @@ def simulate(
         seconds = u.Quantity(duration).to_value(u.s)
         if len(zen) != 2:
             raise ValueError("--zenith-range takes two numbers, e.g. 0,60")
-        config = SimulationConfig(n_obs=n_obs, seed=seed, zenith_min=zen[0], zenith_max=zen[1],
-                                  duration=seconds, n_gti=n_gti,
-                                  special_pointings=special_pointings)  # fmt: skip
+        config = SimulationConfig(
+            n_obs=n_obs,
+            seed=seed,
+            zenith_min=zen[0],
+            zenith_max=zen[1],
+            duration=seconds,
+            n_gti=n_gti,
+            special_pointings=special_pointings,
+        )
     except (ValueError, TypeError, u.UnitsError) as exc:
         raise click.BadParameter(str(exc)) from None
     try:
-        path = simulate_store(outdir, config, scheduler=scheduler, n_workers=n_workers,
-                              progress=True)  # fmt: skip
+        path = simulate_store(
+            outdir, config, scheduler=scheduler, n_workers=n_workers, progress=True
+        )
     except (BkgdaskError, FileExistsError) as exc:
         _echo_err(f"Error: {exc}")
         sys.exit(1)
@@ -264,6 +302,37 @@ def validate(bundle, store, output, select, exclude, truth, kfold, compare_store
         _echo_err(f"Error: {exc}")
         sys.exit(1)
     click.echo(markdown(report), nl=False)
+
+
+@cli.group()
+def cluster():
+    """Batch clusters (dask-jobqueue)."""
+
+
+@cluster.command("job-script")
+@click.option(
+    "--scheduler", required=True, type=click.Choice(["slurm", "pbs", "sge", "htcondor", "lsf"])
+)
+@click.option("--cluster-config", default=None, help="jobqueue.<NAME> Dask config section.")
+@click.option(
+    "--dask-config",
+    "dask_config",
+    default=None,
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="YAML merged into Dask's config (e.g. a jobqueue.yaml).",
+)
+def job_script_command(scheduler, cluster_config, dask_config):
+    """Print the batch script each worker job would be submitted with."""
+    from .hpc import job_script, load_dask_config
+
+    try:
+        for path in dask_config:
+            load_dask_config(path)
+        click.echo(job_script(scheduler, cluster_config))
+    except BkgdaskError as exc:
+        _echo_err(f"Error: {exc}")
+        sys.exit(1)
 
 
 def main() -> None:

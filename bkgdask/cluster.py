@@ -1,4 +1,4 @@
-"""Where the graph runs: sync, threads, a LocalCluster, or an existing scheduler."""
+"""Where the graph runs: sync, threads, a LocalCluster, a batch system, or a scheduler address."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import dask
+
+from .errors import BkgdaskError
+from .hpc import JOBQUEUE_CLASSES, jobqueue_client
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +43,31 @@ def local_cluster(n_workers: int | None, dashboard_address: str) -> Iterator:
 
 
 @contextlib.contextmanager
-def open_client(
-    scheduler: str,
-    n_workers: int | None = None,
-    dashboard_address: str = "127.0.0.1:8787",
-    announce: Callable[[str], None] | None = None,
-) -> Iterator:
-    """Yield a distributed Client for ``local`` or ``tcp://...``, or None for ``sync``/``threads``.
+def open_client(compute_config, announce: Callable[[str], None] | None = None) -> Iterator:
+    """Yield a distributed Client for the configured scheduler, or None for ``sync``/``threads``.
 
     Parameters
     ----------
-    scheduler : str
-        ``local``, ``threads``, ``sync`` or a scheduler address.
-    n_workers : int, optional
-        Workers of a LocalCluster, threads of ``threads``; default: cores.
-    dashboard_address : str
-        Where a LocalCluster's dashboard listens.
+    compute_config : bkgdask.config.ComputeConfig
+        ``local`` (a LocalCluster of ``n_workers`` on ``dashboard_address``), a
+        batch system (dask-jobqueue, see :mod:`bkgdask.hpc`), ``tcp://...`` (an
+        existing scheduler), or ``threads``/``sync`` (no client).
     announce : callable, optional
         Called with the dashboard link once the cluster is up.
     """
+    c = compute_config
+    scheduler = c.scheduler
     if scheduler in ("sync", "threads"):
         yield None
         return
+    if scheduler in JOBQUEUE_CLASSES:
+        with jobqueue_client(
+            scheduler, c.cluster_config, c.jobs, c.adapt, c.worker_timeout, announce
+        ) as client:
+            yield client
+        return
     if scheduler == "local":
-        context = local_cluster(n_workers, dashboard_address)
+        context = local_cluster(c.n_workers, c.dashboard_address)
     else:
         from distributed import Client
 
@@ -71,6 +76,25 @@ def open_client(
         link = client.dashboard_link
         (announce or log.info)(f"Dask dashboard: {link}")
         yield client
+
+
+@contextlib.contextmanager
+def performance_report_to(path: str | Path | None) -> Iterator:
+    """Record a Dask performance report with inline resources, written atomically."""
+    if path is None:
+        yield
+        return
+    from distributed import performance_report
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with performance_report(filename=str(tmp), mode="inline"):
+            yield
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class _StderrProgressBar:
@@ -93,7 +117,13 @@ class _StderrProgressBar:
 
 
 def compute(
-    graphs: Sequence, client, scheduler: str, n_workers: int | None, progress: bool
+    graphs: Sequence,
+    client,
+    scheduler: str,
+    n_workers: int | None,
+    progress: bool,
+    retries: int = 0,
+    report: str | Path | None = None,
 ) -> list:
     """Compute delayed objects; only their results come back to this process.
 
@@ -109,12 +139,19 @@ def compute(
         Threads for the ``threads`` scheduler.
     progress : bool
         Draw a progress bar on stderr.
+    retries : int
+        Times a failed task is retried (distributed only).
+    report : str or Path, optional
+        Write a Dask performance report (self-contained HTML) here.
     """
     if client is not None:
-        futures = client.compute(list(graphs))
-        if progress:
-            _StderrProgressBar.run(futures)
-        return client.gather(futures)
+        with performance_report_to(report):
+            futures = client.compute(list(graphs), retries=retries)
+            if progress:
+                _StderrProgressBar.run(futures)
+            return client.gather(futures)
+    if report is not None:
+        raise BkgdaskError("a performance report needs a distributed scheduler, not " + scheduler)
     kwargs = {"scheduler": "synchronous" if scheduler == "sync" else "threads"}
     if scheduler == "threads":
         kwargs["num_workers"] = n_workers or default_workers()

@@ -159,28 +159,56 @@ class GroupingConfig(_Strict):
         return _checked(axis, "deg", "zenith", minimum=0.0)
 
 
-SchedulerName = Literal["local", "threads", "sync"]
+BATCH_SCHEDULERS = ("slurm", "pbs", "sge", "htcondor", "lsf")
 
 
 class ComputeConfig(_Strict):
-    """Where and how the Dask graph runs."""
+    """Where and how the graph runs."""
 
-    scheduler: str = Field(default="local", description="local | threads | sync | tcp://HOST:PORT")
+    scheduler: str = Field(
+        default="local",
+        description="local | threads | sync | slurm | pbs | sge | htcondor | lsf | tcp://HOST:PORT",
+    )
     n_workers: int | None = Field(default=None, ge=1, description="default: number of cores")
     split_every: int = Field(default=8, ge=2, description="fan-in of each reduction task")
     dashboard_address: str = Field(
         default="127.0.0.1:8787", description="LocalCluster dashboard (host:port, port 0 = any)"
     )
     progress: bool = True
+    retries: int = Field(default=2, ge=0, description="retries of a failed task (distributed)")
+    cluster_config: str | None = Field(
+        default=None, description="batch: name of a jobqueue.<name> Dask config section"
+    )
+    jobs: int | None = Field(default=None, ge=1, description="batch: fixed number of jobs")
+    adapt: str | None = Field(default=None, description="batch: adaptive jobs, MIN:MAX")
+    worker_timeout: float = Field(default=600.0, gt=0, description="batch: s to wait for a worker")
 
     @field_validator("scheduler")
     @classmethod
     def _scheduler(cls, value: str) -> str:
-        if value in ("local", "threads", "sync") or re.fullmatch(r"(tcp|tls|inproc)://\S+", value):
+        if value in ("local", "threads", "sync", *BATCH_SCHEDULERS):
+            return value
+        if re.fullmatch(r"(tcp|tls|inproc)://\S+", value):
             return value
         raise ValueError(
-            f"scheduler must be local, threads, sync or tcp://HOST:PORT, not {value!r}"
+            "scheduler must be local, threads, sync, slurm, pbs, sge, htcondor, lsf or "
+            f"tcp://HOST:PORT, not {value!r}"
         )
+
+    @field_validator("adapt")
+    @classmethod
+    def _adapt(cls, value: str | None) -> str | None:
+        if value is not None:
+            from .hpc import parse_adapt
+
+            parse_adapt(value)
+        return value
+
+    @model_validator(mode="after")
+    def _jobs_or_adapt(self) -> ComputeConfig:
+        if self.jobs is not None and self.adapt is not None:
+            raise ValueError("give either 'jobs' or 'adapt', not both")
+        return self
 
 
 class BuildConfig(_Strict):

@@ -171,6 +171,7 @@ def build(
     config: BuildConfig | None = None,
     client=None,
     announce: Callable[[str], None] | None = None,
+    report: str | Path | None = None,
 ) -> BuildResult:
     """Build zenith-grouped background models from a DL3 store.
 
@@ -184,6 +185,8 @@ def build(
         Use this client instead of starting what ``config.compute.scheduler`` says.
     announce : callable, optional
         Receives one-line messages for the user (the dashboard link).
+    report : str or Path, optional
+        Write a Dask performance report (HTML, works offline) here.
 
     Returns
     -------
@@ -197,12 +200,13 @@ def build(
     plan = plan_build(store, config)
     keys = sorted(plan.graphs)
     opts = config.compute
+    graphs = [plan.graphs[k] for k in keys]
+    run = {"progress": opts.progress, "retries": opts.retries, "report": report}
     if client is not None:
-        results = compute([plan.graphs[k] for k in keys], client, "", None, opts.progress)
+        results = compute(graphs, client, "distributed", None, **run)
     else:
-        with open_client(opts.scheduler, opts.n_workers, opts.dashboard_address, announce) as cl:
-            graphs = [plan.graphs[k] for k in keys]
-            results = compute(graphs, cl, opts.scheduler, opts.n_workers, opts.progress)
+        with open_client(opts, announce) as cl:
+            results = compute(graphs, cl, opts.scheduler, opts.n_workers, **run)
     totals = {plan.groups[k].label: total for k, total in zip(keys, results)}
     assignment = assign_models(
         store.obs_ids,

@@ -1,0 +1,145 @@
+"""HPC batch systems through dask-jobqueue: SLURM, PBS, SGE, HTCondor, LSF.
+
+Settings come from Dask's configuration, ``jobqueue.<name>`` sections of a
+``jobqueue.yaml`` (``~/.config/dask/``, ``$DASK_CONFIG`` or ``--dask-config
+FILE``). A named site section (``--cluster-config NAME``) needs to hold only
+what differs from the batch system's defaults::
+
+    jobqueue:
+      my-site:
+        queue: short
+        account: cta
+        cores: 4
+        memory: 16GiB
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import dask
+import yaml
+
+from .errors import BkgdaskError
+
+log = logging.getLogger(__name__)
+
+#: ``--scheduler`` value -> dask-jobqueue cluster class.
+JOBQUEUE_CLASSES = {
+    "slurm": "SLURMCluster",
+    "pbs": "PBSCluster",
+    "sge": "SGECluster",
+    "htcondor": "HTCondorCluster",
+    "lsf": "LSFCluster",
+}
+
+
+def load_dask_config(path: str | Path) -> None:
+    """Merge a YAML file (e.g. a ``jobqueue.yaml``) into Dask's configuration."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise BkgdaskError(f"cannot read Dask config {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise BkgdaskError(f"Dask config {path}: expected a mapping at the top level")
+    dask.config.update(dask.config.config, data, priority="new")
+
+
+def parse_adapt(text: str) -> tuple[int, int]:
+    """``'MIN:MAX'`` -> (min, max) jobs."""
+    match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", text or "")
+    if not match or int(match.group(1)) > int(match.group(2)):
+        raise ValueError(f"adapt takes MIN:MAX jobs with MIN <= MAX, e.g. 1:20, not {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _section(scheduler: str, cluster_config: str | None) -> str:
+    """The config section to use; a named one is completed from the scheduler's defaults."""
+    if scheduler not in JOBQUEUE_CLASSES:
+        known = ", ".join(JOBQUEUE_CLASSES)
+        raise BkgdaskError(f"unknown batch scheduler {scheduler!r} (known: {known})")
+    import dask_jobqueue  # noqa: F401 - registers the jobqueue defaults in dask.config
+
+    if not cluster_config or cluster_config == scheduler:
+        return scheduler
+    site = dask.config.get(f"jobqueue.{cluster_config}", default=None)
+    if site is None:
+        raise BkgdaskError(
+            f"no Dask config section jobqueue.{cluster_config} "
+            "(give it in jobqueue.yaml or with --dask-config FILE)"
+        )
+    defaults = dask.config.get(f"jobqueue.{scheduler}")
+    dask.config.set({f"jobqueue.{cluster_config}": {**defaults, **site}})
+    return cluster_config
+
+
+def make_cluster(scheduler: str, cluster_config: str | None = None, **kwargs):
+    """A dask-jobqueue cluster (no jobs submitted yet).
+
+    Parameters
+    ----------
+    scheduler : str
+        ``slurm``, ``pbs``, ``sge``, ``htcondor`` or ``lsf``.
+    cluster_config : str, optional
+        Name of a ``jobqueue.<name>`` config section.
+    **kwargs
+        Passed to the cluster class, overriding the config.
+    """
+    import dask_jobqueue
+
+    section = _section(scheduler, cluster_config)
+    cls = getattr(dask_jobqueue, JOBQUEUE_CLASSES[scheduler])
+    try:
+        return cls(config_name=section, **kwargs)
+    except (ValueError, RuntimeError) as exc:
+        raise BkgdaskError(f"{scheduler} cluster from jobqueue.{section}: {exc}") from None
+
+
+def job_script(scheduler: str, cluster_config: str | None = None) -> str:
+    """The batch script each worker job would be submitted with.
+
+    The preview's own scheduler listens on the loopback interface (the site's
+    ``interface`` may not exist where the preview runs), so the address in the
+    worker command is a placeholder; the rest is what would be submitted.
+    """
+    preview = {"interface": "lo", "dashboard_address": "127.0.0.1:0"}
+    with make_cluster(scheduler, cluster_config, scheduler_options=preview) as cluster:
+        return cluster.job_script()
+
+
+@contextlib.contextmanager
+def jobqueue_client(
+    scheduler: str,
+    cluster_config: str | None,
+    jobs: int | None,
+    adapt: str | None,
+    worker_timeout: float,
+    announce: Callable[[str], None] | None = None,
+) -> Iterator:
+    """Start a batch cluster, submit its worker jobs and yield a connected Client.
+
+    ``jobs`` fixed jobs (default 1), or ``adapt='MIN:MAX'`` adaptive jobs. Waits
+    up to ``worker_timeout`` seconds for the first worker; all jobs are cancelled
+    on exit.
+    """
+    from distributed import Client
+
+    with make_cluster(scheduler, cluster_config) as cluster, Client(cluster) as client:
+        if adapt:
+            lo, hi = parse_adapt(adapt)
+            cluster.adapt(minimum_jobs=max(lo, 1), maximum_jobs=hi)
+        else:
+            cluster.scale(jobs=jobs or 1)
+        (announce or log.info)(f"Dask dashboard: {client.dashboard_link}")
+        try:
+            client.wait_for_workers(1, timeout=worker_timeout)
+        except TimeoutError:
+            raise BkgdaskError(
+                f"no {scheduler} worker joined within {worker_timeout:g} s; "
+                f"job script:\n{cluster.job_script()}"
+            ) from None
+        yield client
