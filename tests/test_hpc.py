@@ -144,7 +144,7 @@ def test_slurm_conf_recipe(tmp_path):
     conf = dict(line.split("=", 1) for line in out.splitlines() if "=" in line and line[0] != "#")
     assert conf["ProctrackType"] == "proctrack/linuxproc" and conf["TaskPlugin"] == "task/none"
     node = dict(kv.split("=") for kv in ("NodeName=" + conf["NodeName"]).split())
-    assert node["NodeAddr"] == "127.0.0.1" and int(node["CPUs"]) == os.cpu_count()
+    assert node["NodeAddr"] == "127.0.0.1" and int(node["CPUs"]) == len(os.sched_getaffinity(0))
     assert 0 < int(node["RealMemory"])
     assert conf["SlurmctldPidFile"].startswith(str(tmp_path))
 
