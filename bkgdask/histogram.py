@@ -1,14 +1,14 @@
 """The per-observation kernel: events -> labelled counts and exposure.
 
 This is what one Dask task runs for one observation. It imports neither
-gammapy nor astropy tables: the lean reader of :mod:`bkgdask.fitsread` gives
-plain numpy columns, offsets are exact float64 spherical separations and the
-histogram is one ``bincount``.
+gammapy nor astropy: the lean reader of :mod:`bkgdask.fitsread` gives plain
+numpy columns and :mod:`bkgdask.kernel` bins energies and exact float64
+offsets in one pass.
 """
 
 from __future__ import annotations
 
-import zlib
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +16,8 @@ import xarray as xr
 
 from .binning import Binning
 from .errors import RunError
-from .fitsread import FitsFormatError, TableHDU, read_tables
+from .fitsread import INFLATE_ERRORS, FitsFormatError, TableHDU, read_tables
+from .kernel import count_events, hav_edges
 
 ENERGY_TO_TEV = {"tev": 1.0, "gev": 1e-3, "mev": 1e-6, "kev": 1e-9, "ev": 1e-12, "": 1.0}
 ANGLE_TO_DEG = {"deg": 1.0, "degree": 1.0, "degrees": 1.0, "rad": np.degrees(1.0), "": 1.0}
@@ -52,53 +53,6 @@ class RunInput:
     dec_pnt_deg: float | None = None
 
 
-def angular_separation_deg(lon1, lat1, lon2, lat2) -> np.ndarray:
-    """Great-circle separation by the Vincenty formula, float64 throughout.
-
-    Accurate at all separations, at the poles and across longitude 0.
-
-    Parameters
-    ----------
-    lon1, lat1, lon2, lat2 : float or numpy.ndarray
-        Longitudes and latitudes, deg.
-
-    Returns
-    -------
-    numpy.ndarray
-        Separation, deg.
-    """
-    lon1, lat1, lon2, lat2 = (
-        np.deg2rad(np.asarray(x, dtype=np.float64)) for x in (lon1, lat1, lon2, lat2)
-    )
-    dlon = lon2 - lon1
-    sin_dlon, cos_dlon = np.sin(dlon), np.cos(dlon)
-    sin1, cos1 = np.sin(lat1), np.cos(lat1)
-    sin2, cos2 = np.sin(lat2), np.cos(lat2)
-    num1 = cos2 * sin_dlon
-    num2 = cos1 * sin2 - sin1 * cos2 * cos_dlon
-    denominator = sin1 * sin2 + cos1 * cos2 * cos_dlon
-    return np.rad2deg(np.arctan2(np.hypot(num1, num2), denominator))
-
-
-def histogram_counts(
-    energy_tev: np.ndarray, offset_deg: np.ndarray, binning: Binning
-) -> np.ndarray:
-    """Count events in half-open ``[lo, hi)`` (energy, offset) bins.
-
-    Returns
-    -------
-    numpy.ndarray
-        int64 counts of shape ``binning.shape``.
-    """
-    n_energy, n_offset = binning.shape
-    i_energy = np.searchsorted(binning.energy_edges, energy_tev, side="right") - 1
-    i_offset = np.searchsorted(binning.offset_edges, offset_deg, side="right") - 1
-    inside = (i_energy >= 0) & (i_energy < n_energy) & (i_offset >= 0) & (i_offset < n_offset)
-    flat = i_energy[inside] * n_offset + i_offset[inside]
-    counts = np.bincount(flat, minlength=n_energy * n_offset)
-    return counts.astype(np.int64, copy=False).reshape(n_energy, n_offset)
-
-
 def _unit_factor(table: TableHDU, column: str, factors: dict[str, float], what: str) -> float:
     unit = table.units.get(column, "")
     try:
@@ -117,7 +71,7 @@ def _read_run(run: RunInput) -> tuple[TableHDU, TableHDU]:
             tables.update(read_tables(path, hdus))
         except FileNotFoundError:
             raise RunError(run.obs_id, path, "file not found") from None
-        except (FitsFormatError, OSError, EOFError, zlib.error, KeyError, ValueError) as exc:
+        except (FitsFormatError, OSError, KeyError, ValueError, *INFLATE_ERRORS) as exc:
             reason = str(exc) or type(exc).__name__
             raise RunError(run.obs_id, path, f"cannot read: {reason}") from exc
     return tables[run.events_hdu], tables[run.gti_hdu]
@@ -179,14 +133,20 @@ def histogram_run(run: RunInput, binning: Binning) -> xr.Dataset:
         raise RunError(run.obs_id, run.events_file, str(exc)) from None
     ra_pnt, dec_pnt = _pointing(run, events.header)
     columns = events.columns
-    energy = columns["ENERGY"].astype(np.float64) * e_factor
-    offset = angular_separation_deg(
+    energy, ra, dec = columns["ENERGY"], columns["RA"], columns["DEC"]
+    if e_factor != 1.0:
+        energy = energy * e_factor
+    if ra_factor != 1.0 or dec_factor != 1.0:
+        ra, dec = ra * ra_factor, dec * dec_factor
+    counts = count_events(
+        energy,
+        ra,
+        dec,
         ra_pnt,
         dec_pnt,
-        columns["RA"].astype(np.float64) * ra_factor,
-        columns["DEC"].astype(np.float64) * dec_factor,
+        binning.energy_edges,
+        _hav_edges(binning.offset_edges.tobytes()),
     )
-    counts = histogram_counts(energy, offset, binning)
     attrs = {
         "obs_id": run.obs_id,
         "zenith": run.zenith_deg,
@@ -199,9 +159,25 @@ def histogram_run(run: RunInput, binning: Binning) -> xr.Dataset:
 def labelled_partial(
     counts: np.ndarray, exposure: np.ndarray, binning: Binning, attrs: dict
 ) -> xr.Dataset:
-    """Wrap counts and exposure arrays as a labelled Dataset."""
-    e_lo, e_hi = binning.energy_edges[:-1], binning.energy_edges[1:]
-    o_lo, o_hi = binning.offset_edges[:-1], binning.offset_edges[1:]
+    """Wrap counts and exposure arrays as a labelled Dataset (coordinates shared per binning)."""
+    out = _template(binning.energy_edges.tobytes(), binning.offset_edges.tobytes()).copy(
+        data={"counts": counts, "exposure": exposure}
+    )
+    out.attrs = dict(attrs)
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _hav_edges(offset_edges: bytes) -> np.ndarray:
+    return hav_edges(np.frombuffer(offset_edges, dtype=np.float64))
+
+
+@functools.lru_cache(maxsize=16)
+def _template(energy_edges: bytes, offset_edges: bytes) -> xr.Dataset:
+    e_edges = np.frombuffer(energy_edges, dtype=np.float64)
+    o_edges = np.frombuffer(offset_edges, dtype=np.float64)
+    e_lo, e_hi = e_edges[:-1], e_edges[1:]
+    o_lo, o_hi = o_edges[:-1], o_edges[1:]
     coords = {
         "energy": ("energy", np.sqrt(e_lo * e_hi), {"units": "TeV"}),
         "energy_lo": ("energy", e_lo, {"units": "TeV"}),
@@ -211,11 +187,11 @@ def labelled_partial(
         "offset_hi": ("offset", o_hi, {"units": "deg"}),
     }
     dims = ("energy", "offset")
+    shape = (e_lo.size, o_lo.size)
     return xr.Dataset(
         {
-            "counts": (dims, counts, {"units": ""}),
-            "exposure": (dims, exposure, {"units": "s MeV sr"}),
+            "counts": (dims, np.zeros(shape, np.int64), {"units": ""}),
+            "exposure": (dims, np.zeros(shape), {"units": "s MeV sr"}),
         },
         coords=coords,
-        attrs=attrs,
     )

@@ -11,7 +11,7 @@ import numpy as np
 from astropy.table import Table
 
 from .errors import RunError, StoreError
-from .fitsread import FitsFormatError, read_header
+from .fitsread import INFLATE_ERRORS, FitsFormatError, read_header
 from .histogram import RunInput
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class DataStore:
             header = read_header(path, hdu)
         except FileNotFoundError:
             raise RunError(obs_id, path, "file not found") from None
-        except (FitsFormatError, OSError, EOFError, ValueError) as exc:
+        except (FitsFormatError, OSError, ValueError, *INFLATE_ERRORS) as exc:
             raise RunError(obs_id, path, f"cannot read header: {exc}") from exc
         for key, convert in (("ZEN_PNT", lambda v: v), ("ALT_PNT", lambda v: 90.0 - v)):
             value = header.get(key)

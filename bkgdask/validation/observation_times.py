@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import RunError
-from ..fitsread import FitsFormatError, read_tables
+from ..fitsread import INFLATE_ERRORS, FitsFormatError, read_tables
 from ..histogram import observation_time_s
 from ..store import DataStore
 
@@ -18,6 +18,6 @@ def observation_times(store: DataStore, obs_ids) -> dict[int, float]:
         path, hdu = gtis[obs_id]
         try:
             out[obs_id] = observation_time_s(read_tables(path, {hdu: ["START", "STOP"]})[hdu])
-        except (FitsFormatError, OSError, EOFError, ValueError) as exc:
+        except (FitsFormatError, OSError, ValueError, *INFLATE_ERRORS) as exc:
             raise RunError(obs_id, path, f"cannot read GTI: {exc}") from exc
     return out
