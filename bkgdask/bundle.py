@@ -42,9 +42,53 @@ def to_background2d(total):
     return Background2D(axes=[energy_axis, offset_axis], data=rate.values, unit=RATE_UNIT)
 
 
+GADF_BKG_2D = {
+    "HDUCLASS": "GADF",
+    "HDUDOC": "https://github.com/open-gamma-ray-astro/gamma-astro-data-formats",
+    "HDUVERS": "0.2",
+    "HDUCLAS1": "RESPONSE",
+    "HDUCLAS2": "BKG",
+    "HDUCLAS3": "FULL-ENCLOSURE",
+    "HDUCLAS4": "BKG_2D",
+}
+
+
+def bkg_2d_hdu(energy_edges, offset_edges, rate) -> fits.BinTableHDU:
+    """A GADF BKG_2D table HDU (as gammapy writes it), without importing gammapy.
+
+    Parameters
+    ----------
+    energy_edges : numpy.ndarray
+        Reconstructed energy edges, TeV.
+    offset_edges : numpy.ndarray
+        Offset edges, deg.
+    rate : numpy.ndarray
+        s-1 MeV-1 sr-1, shape (n_energy, n_offset).
+    """
+    n_e, n_o = len(energy_edges) - 1, len(offset_edges) - 1
+
+    def column(name, values, unit, dim):
+        values = np.asarray(values, dtype=np.float64)[None, ...]
+        return fits.Column(name, f"{values[0].size}D", unit=unit, dim=dim, array=values)
+
+    columns = [
+        column("ENERG_LO", energy_edges[:-1], "TeV", f"({n_e})"),
+        column("ENERG_HI", energy_edges[1:], "TeV", f"({n_e})"),
+        column("THETA_LO", offset_edges[:-1], "deg", f"({n_o})"),
+        column("THETA_HI", offset_edges[1:], "deg", f"({n_o})"),
+        # GADF axis order: the FITS array is (offset, energy), energy fastest.
+        column("BKG", np.asarray(rate).T, "MeV-1 s-1 sr-1", f"({n_e},{n_o})"),
+    ]
+    hdu = fits.BinTableHDU.from_columns(columns)
+    hdu.header.update(GADF_BKG_2D)
+    return hdu
+
+
 def model_hdu(group: Group, total) -> fits.BinTableHDU:
     """The GADF BKG_2D HDU of one group, with provenance keywords."""
-    hdu = to_background2d(total).to_table_hdu(format="gadf-dl3")
+    e_edges = np.append(total["energy_lo"].values, total["energy_hi"].values[-1])
+    o_edges = np.append(total["offset_lo"].values, total["offset_hi"].values[-1])
+    hdu = bkg_2d_hdu(e_edges, o_edges, background_rate(total).values)
     hdu.name = group.hdu_name
     header = hdu.header
     header["ZEN_LO"] = (group.zenith_lo, "[deg] zenith group lower edge (inclusive)")

@@ -1,4 +1,4 @@
-"""Command-line interface: ``bkgdask build``, ``validate``, ``config``.
+"""The command line: ``build``, ``simulate``, ``validate``, ``plot``, ``config``, ``cluster``.
 
 Heavy imports (dask, gammapy, xarray) happen inside the commands, so
 ``bkgdask --help`` starts fast.
@@ -302,6 +302,44 @@ def validate(bundle, store, output, select, exclude, truth, kfold, compare_store
         _echo_err(f"Error: {exc}")
         sys.exit(1)
     click.echo(markdown(report), nl=False)
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the PNG files.",
+)
+@click.option(
+    "--offsets",
+    default="0.25,1.25,1.75",
+    show_default=True,
+    help="Offsets (deg) of the rate-vs-energy curves.",
+)
+@click.option(
+    "--energies",
+    default="0.5,1,3,10",
+    show_default=True,
+    help="Energies (TeV) of the rate-vs-offset curves.",
+)
+def plot(bundle, output, offsets, energies):
+    """PNG figures of every model of BUNDLE and of its run selection."""
+    from .plotting import plot_bundle
+
+    try:
+        offsets_deg = [float(v) for v in offsets.split(",")]
+        energies_tev = [float(v) for v in energies.split(",")]
+    except ValueError:
+        raise click.BadParameter("give numbers separated by commas") from None
+    try:
+        paths = plot_bundle(bundle, output, offsets_deg=offsets_deg, energies_tev=energies_tev)
+    except (BkgdaskError, ValueError) as exc:
+        _echo_err(f"Error: {exc}")
+        sys.exit(1)
+    _echo_err(f"bkgdask: {len(paths)} figures -> {output}")
 
 
 @cli.group()

@@ -12,7 +12,7 @@ from pathlib import Path
 import dask
 
 from .errors import BkgdaskError
-from .hpc import JOBQUEUE_CLASSES, jobqueue_client
+from .hpc import JOBQUEUE_CLASSES, make_cluster, submit_jobs
 
 log = logging.getLogger(__name__)
 
@@ -25,20 +25,54 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-@contextlib.contextmanager
-def local_cluster(n_workers: int | None, dashboard_address: str) -> Iterator:
-    """A LocalCluster of single-threaded worker processes, with a client."""
-    from distributed import Client, LocalCluster
+def start_local_cluster(n_workers: int | None, dashboard_address: str):
+    """A LocalCluster of single-threaded worker processes (to be closed by the caller)."""
+    from distributed import LocalCluster
 
     with dask.config.set({"distributed.scheduler.worker-saturation": "inf"}):
-        cluster = LocalCluster(
+        return LocalCluster(
             n_workers=n_workers or default_workers(),
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
             dashboard_address=dashboard_address,
         )
-    with cluster, Client(cluster) as client:
+
+
+@contextlib.contextmanager
+def local_cluster(n_workers: int | None, dashboard_address: str) -> Iterator:
+    """A LocalCluster of single-threaded worker processes, with a client."""
+    from distributed import Client
+
+    with start_local_cluster(n_workers, dashboard_address) as cluster, Client(cluster) as client:
+        yield client
+
+
+def start_cluster(compute_config):
+    """The cluster the configuration asks for, started but not yet connected to.
+
+    A LocalCluster for ``local``, a dask-jobqueue cluster (no jobs yet) for a
+    batch system, None for a scheduler address or ``sync``/``threads``. Safe to
+    call from another thread; close it (``with``) in the caller.
+    """
+    c = compute_config
+    if c.scheduler == "local":
+        return start_local_cluster(c.n_workers, c.dashboard_address)
+    if c.scheduler in JOBQUEUE_CLASSES:
+        return make_cluster(c.scheduler, c.cluster_config)
+    return None
+
+
+@contextlib.contextmanager
+def connect(compute_config, cluster, announce: Callable[[str], None] | None = None) -> Iterator:
+    """A Client to ``cluster`` (or to the configured address); batch jobs submitted here."""
+    from distributed import Client
+
+    c = compute_config
+    with Client(cluster if cluster is not None else c.scheduler) as client:
+        (announce or log.info)(f"Dask dashboard: {client.dashboard_link}")
+        if c.scheduler in JOBQUEUE_CLASSES:
+            submit_jobs(cluster, client, c)
         yield client
 
 
@@ -55,27 +89,14 @@ def open_client(compute_config, announce: Callable[[str], None] | None = None) -
     announce : callable, optional
         Called with the dashboard link once the cluster is up.
     """
-    c = compute_config
-    scheduler = c.scheduler
-    if scheduler in ("sync", "threads"):
+    if compute_config.scheduler in ("sync", "threads"):
         yield None
         return
-    if scheduler in JOBQUEUE_CLASSES:
-        with jobqueue_client(
-            scheduler, c.cluster_config, c.jobs, c.adapt, c.worker_timeout, announce
-        ) as client:
-            yield client
-        return
-    if scheduler == "local":
-        context = local_cluster(c.n_workers, c.dashboard_address)
-    else:
-        from distributed import Client
-
-        context = Client(scheduler)
-    with context as client:
-        link = client.dashboard_link
-        (announce or log.info)(f"Dask dashboard: {link}")
-        yield client
+    with contextlib.ExitStack() as stack:
+        cluster = start_cluster(compute_config)
+        if cluster is not None:
+            stack.enter_context(cluster)
+        yield stack.enter_context(connect(compute_config, cluster, announce))
 
 
 @contextlib.contextmanager

@@ -171,6 +171,18 @@ class ComputeConfig(_Strict):
     )
     n_workers: int | None = Field(default=None, ge=1, description="default: number of cores")
     split_every: int = Field(default=8, ge=2, description="fan-in of each reduction task")
+    runs_per_task: int | Literal["auto"] = Field(
+        default="auto",
+        description="runs histogrammed by one task; auto: 1 up to 64 runs, then ~n/64, <= 64",
+    )
+
+    @field_validator("runs_per_task")
+    @classmethod
+    def _runs_per_task(cls, value):
+        if value != "auto" and value < 1:
+            raise ValueError("runs_per_task must be >= 1 or 'auto'")
+        return value
+
     dashboard_address: str = Field(
         default="127.0.0.1:8787", description="LocalCluster dashboard (host:port, port 0 = any)"
     )

@@ -156,6 +156,18 @@ def histogram_run(run: RunInput, binning: Binning) -> xr.Dataset:
     return labelled_partial(counts, binning.exposure(time_s), binning, attrs)
 
 
+def histogram_runs(runs: list[RunInput], binning: Binning) -> xr.Dataset:
+    """Histogram several runs in one task: each run labelled, then summed (the chunk step).
+
+    Returns the single run's partial for one run, else their
+    :func:`~bkgdask.reduce.combine_partials` sum.
+    """
+    from .reduce import combine_partials
+
+    partials = [histogram_run(run, binning) for run in runs]
+    return partials[0] if len(partials) == 1 else combine_partials(partials)
+
+
 def labelled_partial(
     counts: np.ndarray, exposure: np.ndarray, binning: Binning, attrs: dict
 ) -> xr.Dataset:

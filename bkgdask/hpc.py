@@ -15,10 +15,8 @@ what differs from the batch system's defaults::
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dask
@@ -111,35 +109,22 @@ def job_script(scheduler: str, cluster_config: str | None = None) -> str:
         return cluster.job_script()
 
 
-@contextlib.contextmanager
-def jobqueue_client(
-    scheduler: str,
-    cluster_config: str | None,
-    jobs: int | None,
-    adapt: str | None,
-    worker_timeout: float,
-    announce: Callable[[str], None] | None = None,
-) -> Iterator:
-    """Start a batch cluster, submit its worker jobs and yield a connected Client.
+def submit_jobs(cluster, client, compute_config) -> None:
+    """Submit the worker jobs (``jobs``, or ``adapt`` MIN:MAX) and wait for the first worker.
 
-    ``jobs`` fixed jobs (default 1), or ``adapt='MIN:MAX'`` adaptive jobs. Waits
-    up to ``worker_timeout`` seconds for the first worker; all jobs are cancelled
-    on exit.
+    Waits up to ``worker_timeout`` seconds; the jobs are cancelled when the
+    cluster closes.
     """
-    from distributed import Client
-
-    with make_cluster(scheduler, cluster_config) as cluster, Client(cluster) as client:
-        if adapt:
-            lo, hi = parse_adapt(adapt)
-            cluster.adapt(minimum_jobs=max(lo, 1), maximum_jobs=hi)
-        else:
-            cluster.scale(jobs=jobs or 1)
-        (announce or log.info)(f"Dask dashboard: {client.dashboard_link}")
-        try:
-            client.wait_for_workers(1, timeout=worker_timeout)
-        except TimeoutError:
-            raise BkgdaskError(
-                f"no {scheduler} worker joined within {worker_timeout:g} s; "
-                f"job script:\n{cluster.job_script()}"
-            ) from None
-        yield client
+    c = compute_config
+    if c.adapt:
+        lo, hi = parse_adapt(c.adapt)
+        cluster.adapt(minimum_jobs=max(lo, 1), maximum_jobs=hi)
+    else:
+        cluster.scale(jobs=c.jobs or 1)
+    try:
+        client.wait_for_workers(1, timeout=c.worker_timeout)
+    except TimeoutError:
+        raise BkgdaskError(
+            f"no {c.scheduler} worker joined within {c.worker_timeout:g} s; "
+            f"job script:\n{cluster.job_script()}"
+        ) from None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,11 +17,11 @@ from astropy.table import Table
 from dask.delayed import Delayed, delayed
 
 from .bundle import bundle_obs_index, merged_hdu_index, model_hdu, to_background2d, write_atomic
-from .cluster import compute, open_client
+from .cluster import compute, connect, start_cluster
 from .config import BuildConfig
 from .errors import BkgdaskError, SelectionError
 from .grouping import Group, assign_models, group_of, make_groups
-from .histogram import RunInput, histogram_run
+from .histogram import RunInput, histogram_runs
 from .query import select_rows
 from .reduce import combine_partials, tree_reduce
 from .store import DataStore
@@ -67,9 +69,10 @@ def select_obs_ids(store: DataStore, selection: str | None) -> np.ndarray:
 def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
     """Build the task graph without computing anything.
 
-    Each selected run is one ``histogram-<obs_id>`` task; each populated zenith
-    group is reduced by a tree of ``reduce-<group>`` tasks of fan-in
-    ``config.compute.split_every``.
+    Each selected run is histogrammed by a ``histogram-<obs_id>`` task (or, for
+    large selections, batches of runs by ``histogram-<first>..<last>`` tasks,
+    see :func:`runs_per_task`); each populated zenith group is reduced by a tree
+    of ``reduce-<group>`` tasks of fan-in ``config.compute.split_every``.
     """
     binning = config.binning.to_binning()
     groups = make_groups(config.grouping.zenith.to_values("deg"))
@@ -90,14 +93,32 @@ def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
     if not runs:
         raise SelectionError("no selected run falls inside the zenith edges")
     graphs = {}
+    per_task = runs_per_task(config.compute.runs_per_task, sum(map(len, runs.values())))
     for index, group_runs in sorted(runs.items()):
         parts = [
-            delayed(histogram_run, pure=True)(run, binning, dask_key_name=f"histogram-{run.obs_id}")
-            for run in group_runs
+            delayed(histogram_runs, pure=True)(batch, binning, dask_key_name=_histogram_key(batch))
+            for batch in (group_runs[i : i + per_task] for i in range(0, len(group_runs), per_task))
         ]
         name = f"reduce-{groups[index].label}"
         graphs[index] = tree_reduce(parts, combine_partials, config.compute.split_every, name)
     return BuildPlan(store=store, groups=groups, runs=runs, graphs=graphs, zenith=zenith)
+
+
+def runs_per_task(setting: int | str, n_runs: int) -> int:
+    """Runs per histogram task: ``auto`` keeps tasks near 64 in number and <= 64 runs each.
+
+    Up to 64 runs every run is its own task; beyond, batches keep the scheduler's
+    per-task cost (milliseconds) small against the work (~2 ms per run).
+    """
+    if setting != "auto":
+        return int(setting)
+    return max(1, min(64, -(-n_runs // 64)))
+
+
+def _histogram_key(batch: list[RunInput]) -> str:
+    if len(batch) == 1:
+        return f"histogram-{batch[0].obs_id}"
+    return f"histogram-{batch[0].obs_id}..{batch[-1].obs_id}"
 
 
 @dataclass
@@ -166,6 +187,11 @@ class BuildResult:
         return write_atomic(self.to_hdulist(path.name), path, overwrite=overwrite)
 
 
+def _close_on_exit(stack: contextlib.ExitStack, cluster) -> None:
+    if cluster is not None:
+        stack.enter_context(cluster)
+
+
 def build(
     store: str | Path | DataStore,
     config: BuildConfig | None = None,
@@ -194,19 +220,32 @@ def build(
         Models and indexes; nothing is written until ``BuildResult.write``.
     """
     config = config or BuildConfig()
-    if not isinstance(store, DataStore):
-        store = DataStore.open(store)
-    start = time.perf_counter()
-    plan = plan_build(store, config)
-    keys = sorted(plan.graphs)
     opts = config.compute
-    graphs = [plan.graphs[k] for k in keys]
     run = {"progress": opts.progress, "retries": opts.retries, "report": report}
-    if client is not None:
-        results = compute(graphs, client, "distributed", None, **run)
-    else:
-        with open_client(opts, announce) as cl:
-            results = compute(graphs, cl, opts.scheduler, opts.n_workers, **run)
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        starting = None
+        if client is None and opts.scheduler not in ("sync", "threads"):
+            # Start the cluster while the indexes are read and the graph is planned.
+            pool = ThreadPoolExecutor(max_workers=1)
+            starting = pool.submit(start_cluster, opts)
+            pool.shutdown(wait=False)
+        try:
+            if not isinstance(store, DataStore):
+                store = DataStore.open(store)
+            plan = plan_build(store, config)
+        except BaseException:
+            if starting is not None and starting.exception() is None:
+                _close_on_exit(stack, starting.result())
+            raise  # the planning error; a cluster that failed to start too is moot
+        cluster = starting.result() if starting is not None else None
+        _close_on_exit(stack, cluster)
+        keys = sorted(plan.graphs)
+        graphs = [plan.graphs[k] for k in keys]
+        if client is None and opts.scheduler not in ("sync", "threads"):
+            client = stack.enter_context(connect(opts, cluster, announce))
+        scheduler = "distributed" if client is not None else opts.scheduler
+        results = compute(graphs, client, scheduler, opts.n_workers, **run)
     totals = {plan.groups[k].label: total for k, total in zip(keys, results)}
     assignment = assign_models(
         store.obs_ids,

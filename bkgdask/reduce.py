@@ -80,7 +80,8 @@ def background_rate(total: xr.Dataset) -> xr.DataArray:
     exposure = total["exposure"]
     if np.any(exposure.values <= 0):
         raise ValueError("exposure must be positive in every bin")
-    rate = total["counts"] / exposure
+    # Plain numpy division: xarray arithmetic would import dask.array on first use.
+    rate = total["counts"].copy(data=total["counts"].values / exposure.values)
     rate.attrs = {"units": "s-1 MeV-1 sr-1"}
     return rate.rename("rate")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import dask
 import numpy as np
 import pytest
@@ -100,3 +102,27 @@ def test_client_receives_only_group_results(tmp_path):
     assert plugin.wanted == {"reduce-zen-0-20", "reduce-zen-20-40", "reduce-zen-40-90"}
     assert set(result.totals) == {"zen-0-20", "zen-20-40", "zen-40-90"}
     assert result.totals["zen-0-20"].attrs["obs_ids"] == [100, 101]
+
+
+def test_batched_histogram_tasks_equal_one_task_per_run(tmp_path):
+    runs = [
+        random_run(i, 7.0 * i, 10.0, 40, zenith=10.0 + i % 50, seed=i)[0] for i in range(1, 201)
+    ]
+    store = DataStore.open(write_store(tmp_path / "store", runs))
+    auto = plan_build(store, BuildConfig())
+    keys = {
+        k for g in auto.graphs.values() for k in dict(g.__dask_graph__()) if k.startswith("hist")
+    }
+    # 200 runs: 4 runs per task (about 64 tasks), named by their first and last run.
+    assert len(keys) == sum(-(-len(group) // 4) for group in auto.runs.values())
+    assert all(re.fullmatch(r"histogram-\d+(\.\.\d+)?", k) for k in keys)
+    assert sum(1 for k in keys if ".." in k) >= len(keys) - 3
+    sync = {"compute": {"scheduler": "sync", "progress": False}}
+    batched = bkgdask.build(store, BuildConfig().updated(sync))
+    single = bkgdask.build(
+        store, BuildConfig().updated({**sync, "compute": {**sync["compute"], "runs_per_task": 1}})
+    )
+    for label, total in single.totals.items():
+        xr.testing.assert_identical(batched.totals[label]["counts"], total["counts"])
+        np.testing.assert_allclose(batched.totals[label]["exposure"], total["exposure"], rtol=1e-14)
+        assert sorted(batched.totals[label].attrs["obs_ids"]) == sorted(total.attrs["obs_ids"])

@@ -1,0 +1,332 @@
+"""Figures of a bkgdask bundle: model rates, their statistical errors, run selection.
+
+The ``curve_*`` functions return exactly the numbers the ``draw_*`` functions
+put on an Axes. matplotlib (Agg backend) is imported only when drawing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .validation.bundle_models import BundleModel, read_bundle
+
+if TYPE_CHECKING:
+    from astropy.table import Table
+    from matplotlib.axes import Axes
+
+#: (bin edges, rate in s-1 MeV-1 sr-1, its statistical error in s-1 MeV-1 sr-1)
+Curve = tuple[np.ndarray, np.ndarray, np.ndarray]
+RATE_LABEL = "rate (s$^{-1}$ MeV$^{-1}$ sr$^{-1}$)"
+
+#: Selection figures: file stem, OBS_INDEX columns (first present is used), axis label.
+SELECTION = (
+    ("selection-zenith", ("ZEN_PNT",), "zenith angle"),
+    ("selection-azimuth", ("AZ_PNT",), "azimuth"),
+    ("selection-muoneff", ("MUONEFF",), "muon efficiency"),
+    ("selection-time", ("ONTIME", "LIVETIME"), "observation time"),
+)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _bin_index(edges: np.ndarray, value: float, name: str, unit: str) -> int:
+    """Index of the half-open bin ``[lo, hi)`` of ``edges`` that contains ``value``."""
+    if not (np.isfinite(value) and edges[0] <= value < edges[-1]):
+        raise ValueError(
+            f"{name} {value} {unit} is outside the model's {name} bins "
+            f"[{edges[0]:g}, {edges[-1]:g}) {unit}"
+        )
+    return int(np.searchsorted(edges, value, side="right") - 1)
+
+
+def _error(rate: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Statistical error rate / sqrt(counts); NaN where there are no counts."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(counts > 0, rate / np.sqrt(counts), np.nan)
+
+
+def curve_rate_vs_energy(model: BundleModel, offset_deg: float) -> Curve:
+    """Rate against energy in the offset bin containing ``offset_deg``.
+
+    Parameters
+    ----------
+    model : BundleModel
+        A model of a bundle.
+    offset_deg : float
+        FoV offset, deg; outside the offset bins raises ValueError.
+
+    Returns
+    -------
+    energy_edges, rate, error : numpy.ndarray
+        Energy bin edges (TeV); rate in each energy bin (s-1 MeV-1 sr-1); its statistical
+        error rate / sqrt(counts) (s-1 MeV-1 sr-1), NaN where counts == 0.
+    """
+    index = _bin_index(model.binning.offset_edges, offset_deg, "offset", "deg")
+    rate = model.rate[:, index]
+    return model.binning.energy_edges, rate, _error(rate, model.counts[:, index])
+
+
+def curve_rate_vs_offset(model: BundleModel, energy_tev: float) -> Curve:
+    """Rate against FoV offset in the energy bin containing ``energy_tev``.
+
+    Parameters
+    ----------
+    model : BundleModel
+        A model of a bundle.
+    energy_tev : float
+        Reconstructed energy, TeV; outside the energy bins raises ValueError.
+
+    Returns
+    -------
+    offset_edges, rate, error : numpy.ndarray
+        Offset bin edges (deg); rate in each offset bin (s-1 MeV-1 sr-1); its statistical
+        error rate / sqrt(counts) (s-1 MeV-1 sr-1), NaN where counts == 0.
+    """
+    index = _bin_index(model.binning.energy_edges, energy_tev, "energy", "TeV")
+    rate = model.rate[index, :]
+    return model.binning.offset_edges, rate, _error(rate, model.counts[index, :])
+
+
+def _title(model: BundleModel) -> str:
+    return (
+        f"{model.hdu_name}: zenith [{model.zenith_lo:g}, {model.zenith_hi:g}) deg, "
+        f"{len(model.obs_ids)} runs, {model.observation_time / 3600:.2f} h"
+    )
+
+
+def _draw_curves(
+    ax: Axes, model: BundleModel, values, curve, edges, name, unit, fmt
+) -> list[Curve]:
+    """Step curves with error bars, one per distinct bin of ``edges`` that ``values`` select."""
+    curves: dict[int, tuple] = {}
+    for value in values:
+        i = _bin_index(edges, value, name, unit)
+        if i in curves:  # two values in one bin: one curve
+            continue
+        x_edges, rate, error = curves[i] = curve(model, value)
+        label = f"{name} {edges[i]:{fmt}}–{edges[i + 1]:{fmt}} {unit}"
+        step = ax.stairs(rate, x_edges, baseline=None, lw=1.5, label=label)
+        lo, hi = x_edges[:-1], x_edges[1:]
+        centres = np.sqrt(lo * hi) if curve is curve_rate_vs_energy else 0.5 * (lo + hi)
+        ok = np.isfinite(error) & (rate > 0)
+        ax.errorbar(
+            centres[ok], rate[ok], yerr=error[ok], fmt="none", color=step.get_edgecolor(), lw=1
+        )
+    ax.set_yscale("log")
+    ax.margins(y=0.25)  # headroom for the legend
+    ax.set_ylabel(RATE_LABEL)
+    ax.set_title(_title(model), fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="major", alpha=0.3)
+    return list(curves.values())
+
+
+def draw_rate_vs_energy(ax: Axes, model: BundleModel, offsets_deg: Sequence[float]) -> list[Curve]:
+    """Draw rate against energy (log-log) with error bars, one step curve per offset bin.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Axes to draw on; ``ax.patches[k]`` is the step curve of the k-th curve returned.
+    model : BundleModel
+        A model of a bundle.
+    offsets_deg : sequence of float
+        FoV offsets, deg, each selecting its bin (one curve per distinct bin).
+
+    Returns
+    -------
+    list of tuple
+        :func:`curve_rate_vs_energy` of each distinct offset bin, in order.
+    """
+    edges = model.binning.offset_edges
+    curves = _draw_curves(
+        ax, model, offsets_deg, curve_rate_vs_energy, edges, "offset", "deg", ".2f"
+    )
+    ax.set_xscale("log")
+    ax.set_xlabel("reconstructed energy (TeV)")
+    return curves
+
+
+def draw_rate_vs_offset(ax: Axes, model: BundleModel, energies_tev: Sequence[float]) -> list[Curve]:
+    """Draw rate (log) against FoV offset with error bars, one step curve per energy bin.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Axes to draw on; ``ax.patches[k]`` is the step curve of the k-th curve returned.
+    model : BundleModel
+        A model of a bundle.
+    energies_tev : sequence of float
+        Energies, TeV, each selecting its bin (one curve per distinct bin).
+
+    Returns
+    -------
+    list of tuple
+        :func:`curve_rate_vs_offset` of each distinct energy bin, in order.
+    """
+    edges = model.binning.energy_edges
+    curves = _draw_curves(
+        ax, model, energies_tev, curve_rate_vs_offset, edges, "energy", "TeV", ".3g"
+    )
+    ax.set_xlabel("FoV offset (deg)")
+    return curves
+
+
+def draw_image(ax: Axes, model: BundleModel, quantity: str = "rate"):
+    """Draw the rate (log colour scale) or its relative error 1/sqrt(counts) over the bins.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Axes to draw on: energy (TeV, log) on x, FoV offset (deg) on y.
+    model : BundleModel
+        A model of a bundle.
+    quantity : {"rate", "relative-error"}
+        Rate (s-1 MeV-1 sr-1, masked where 0) or 1/sqrt(counts) (masked where counts == 0).
+
+    Returns
+    -------
+    matplotlib.collections.QuadMesh
+        The mesh; its data is the (offset, energy) array drawn.
+    """
+    from matplotlib.colors import LogNorm
+
+    if quantity == "rate":
+        values = np.ma.masked_less_equal(model.rate, 0)
+        norm = LogNorm() if values.count() else None
+        label = RATE_LABEL
+    elif quantity == "relative-error":
+        counts = model.counts
+        with np.errstate(divide="ignore"):
+            values = np.ma.masked_where(counts <= 0, 1 / np.sqrt(counts))
+        norm, label = None, "relative statistical error 1/√counts"
+    else:
+        raise ValueError(f"unknown quantity {quantity!r}: 'rate' or 'relative-error'")
+    mesh = ax.pcolormesh(
+        model.binning.energy_edges, model.binning.offset_edges, values.T, norm=norm, shading="flat"
+    )
+    ax.set_xscale("log")
+    ax.set_xlabel("reconstructed energy (TeV)")
+    ax.set_ylabel("FoV offset (deg)")
+    ax.set_title(_title(model), fontsize=9)
+    ax.figure.colorbar(mesh, ax=ax, label=label)
+    return mesh
+
+
+def draw_selection(ax: Axes, obs_index: Table, column: str, label: str, models: Sequence[str]):
+    """Step histograms of one OBS_INDEX column over the runs used in models, one per model.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Axes to draw on.
+    obs_index : astropy.table.Table
+        The bundle's OBS_INDEX (with ``BKG_HDU`` and ``BKG_USED``).
+    column : str
+        Column to histogram; its unit (if any) goes into the axis label.
+    label : str
+        Axis label, without unit.
+    models : sequence of str
+        Model HDU names, in legend order.
+    """
+    used = obs_index[np.asarray(obs_index["BKG_USED"], dtype=bool)]
+    names = np.char.strip(np.asarray(used["BKG_HDU"], dtype=str))
+    values = np.ma.filled(np.ma.asarray(used[column], dtype=np.float64), np.nan)
+    finite = np.isfinite(values)
+    data = values[finite]
+    lo, hi = (data.min(), data.max()) if data.size else (0.0, 1.0)
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    bins = np.linspace(lo, hi, int(np.clip(np.sqrt(data.size) * 2, 5, 30)) + 1)
+    for name in models:
+        selected = values[finite & (names == name)]
+        ax.hist(selected, bins=bins, histtype="step", lw=1.5, label=f"{name} ({selected.size})")
+    unit = obs_index[column].unit
+    ax.set_xlabel(f"{label}, {column}" + (f" ({unit})" if unit and str(unit) else ""))
+    ax.set_ylabel("runs used in models")
+    ax.set_title(f"{data.size} runs used in {len(models)} models", fontsize=9)
+    ax.legend(fontsize=8)
+
+
+def plot_bundle(
+    bundle: str | Path,
+    outdir: str | Path,
+    *,
+    offsets_deg: Sequence[float] = (0.25, 0.75, 1.25, 1.75),
+    energies_tev: Sequence[float] = (0.5, 1.0, 3.0, 10.0),
+) -> list[Path]:
+    """Write the PNG figures of a bkgdask bundle.
+
+    Per model ``<hdu>-{rate-vs-energy,rate-vs-offset,image,relative-error}.png``;
+    then ``selection-{zenith,azimuth,muoneff,time}.png`` of the runs used, for
+    the OBS_INDEX columns present (ZEN_PNT, AZ_PNT, MUONEFF, ONTIME or LIVETIME).
+
+    Parameters
+    ----------
+    bundle : str or Path
+        A bundle written by bkgdask.
+    outdir : str or Path
+        Output directory, created if needed.
+    offsets_deg : sequence of float
+        FoV offsets (deg) of the rate-against-energy curves.
+    energies_tev : sequence of float
+        Energies (TeV) of the rate-against-offset curves.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Raises
+    ------
+    bkgdask.errors.BkgdaskError
+        If ``bundle`` is not a bkgdask bundle.
+    ValueError
+        If an offset or energy is outside a model's bins.
+    """
+    models, obs_index = read_bundle(bundle)
+    for model in models.values():  # fail before writing anything
+        for offset in offsets_deg:
+            _bin_index(model.binning.offset_edges, offset, "offset", "deg")
+        for energy in energies_tev:
+            _bin_index(model.binning.energy_edges, energy, "energy", "TeV")
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    plt = _pyplot()
+    kinds = {
+        "rate-vs-energy": lambda ax, m: draw_rate_vs_energy(ax, m, offsets_deg),
+        "rate-vs-offset": lambda ax, m: draw_rate_vs_offset(ax, m, energies_tev),
+        "image": lambda ax, m: draw_image(ax, m, "rate"),
+        "relative-error": lambda ax, m: draw_image(ax, m, "relative-error"),
+    }
+    jobs = [
+        (f"{n}-{k}", partial(draw, m=m)) for n, m in models.items() for k, draw in kinds.items()
+    ]
+    for stem, columns, label in SELECTION:
+        column = next((c for c in columns if c in obs_index.colnames), None)
+        if column is not None:  # skip a figure whose column the OBS_INDEX lacks
+            args = (obs_index, column, label, list(models))
+            jobs.append((stem, lambda ax, args=args: draw_selection(ax, *args)))
+    written = []
+    for stem, draw in jobs:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        try:
+            draw(ax)
+            fig.tight_layout()
+            fig.savefig(outdir / f"{stem}.png", dpi=100)
+        finally:
+            plt.close(fig)
+        written.append(outdir / f"{stem}.png")
+    return written
