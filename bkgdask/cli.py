@@ -65,6 +65,20 @@ def _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options
     return changes
 
 
+def _start_early(compute_options: dict):
+    """Start the cluster from the command-line options alone (None if they do not validate)."""
+    from pydantic import ValidationError
+
+    from .cluster import start_cluster_soon
+    from .compute_config import ComputeConfig
+
+    try:
+        compute = ComputeConfig(**{k: v for k, v in compute_options.items() if v is not None})
+    except ValidationError:
+        return None  # reported with the rest of the configuration
+    return start_cluster_soon(compute)
+
+
 @cli.command()
 @click.argument("datastore", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
@@ -131,9 +145,7 @@ def build(
     progress,
 ):
     """Build zenith-grouped BKG_2D models from DATASTORE and write one bundle."""
-    from .config import BuildConfig
     from .hpc import load_dask_config
-    from .pipeline import build as run_build
 
     compute_options = {
         "scheduler": scheduler,
@@ -145,17 +157,36 @@ def build(
         "cluster_config": cluster_config,
         "progress": progress,
     }
+    starting = None
     try:
         for path in dask_config:
             load_dask_config(path)
+        # Without a config file the cluster can start before astropy and the rest of
+        # bkgdask are imported: it is the slowest part of a small build.
+        if config_file is None:
+            starting = _start_early(compute_options)
+        from .config import BuildConfig
+
         config = BuildConfig.read(config_file) if config_file else BuildConfig()
         changes = _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options)
         config = config.updated(changes)
-        result = run_build(datastore, config, announce=_echo_err, report=report)
+        from .cluster import start_cluster_soon
+
+        if starting is None:
+            starting = start_cluster_soon(config.compute)
+        from .pipeline import build as run_build
+
+        handed, starting = starting, None  # the build closes it from here on
+        result = run_build(datastore, config, announce=_echo_err, report=report, starting=handed)
         written = result.write(output)
     except BkgdaskError as exc:
         _echo_err(f"Error: {exc}")
         sys.exit(1)
+    finally:
+        if starting is not None:
+            from .cluster import close_started
+
+            close_started(starting)
     s = result.summary
     _echo_err(
         f"bkgdask: {s['runs']} runs, {s['events']:,} events, {s['models']} models, "

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import dask
@@ -36,6 +37,7 @@ def start_local_cluster(n_workers: int | None, dashboard_address: str):
             processes=True,
             host="127.0.0.1",
             dashboard_address=dashboard_address,
+            preload=["bkgdask.warmup"],
         )
 
 
@@ -48,6 +50,43 @@ def local_cluster(n_workers: int | None, dashboard_address: str) -> Iterator:
         yield client
 
 
+def start_cluster_soon(compute_config) -> Future | None:
+    """Start the configured cluster in a background thread; None when none is needed."""
+    if compute_config.scheduler in ("sync", "threads"):
+        return None
+    pool = ThreadPoolExecutor(max_workers=1)
+    starting = pool.submit(start_cluster, compute_config)
+    pool.shutdown(wait=False)  # the submitted start still runs
+    return starting
+
+
+#: Runs that justify one more local worker: ~0.5 s of work against ~1 s to start it.
+RUNS_PER_EXTRA_WORKER = 200
+
+
+def size_local_cluster(cluster, compute_config, n_runs: int) -> None:
+    """Scale a LocalCluster started with one worker to what ``n_runs`` runs need.
+
+    Up to one worker per core, one more per ``RUNS_PER_EXTRA_WORKER`` runs;
+    a configured ``n_workers`` is kept as it is. Does not wait for the workers.
+    """
+    from distributed import LocalCluster
+
+    if not isinstance(cluster, LocalCluster) or compute_config.n_workers is not None:
+        return
+    wanted = min(default_workers(), max(1, -(-n_runs // RUNS_PER_EXTRA_WORKER)))
+    if wanted > len(cluster.workers):
+        cluster.scale(wanted)
+
+
+def close_started(starting: Future) -> None:
+    """Close a cluster from :func:`start_cluster_soon` that was not used."""
+    if not starting.cancel() and starting.exception() is None:
+        cluster = starting.result()
+        if cluster is not None:
+            cluster.close()
+
+
 def start_cluster(compute_config):
     """The cluster the configuration asks for, started but not yet connected to.
 
@@ -57,7 +96,9 @@ def start_cluster(compute_config):
     """
     c = compute_config
     if c.scheduler == "local":
-        return start_local_cluster(c.n_workers, c.dashboard_address)
+        # Without a set number of workers start with one; size_local_cluster adds more
+        # once the number of runs is known.
+        return start_local_cluster(c.n_workers or 1, c.dashboard_address)
     if c.scheduler in JOBQUEUE_CLASSES:
         return make_cluster(c.scheduler, c.cluster_config)
     return None

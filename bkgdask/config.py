@@ -24,7 +24,6 @@ import astropy.units as u
 import numpy as np
 import yaml
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -35,7 +34,10 @@ from pydantic import (
 )
 
 from .binning import Binning, check_edges
+from .compute_config import BATCH_SCHEDULERS, ComputeConfig, Strict
 from .errors import BkgdaskError
+
+__all__ = ["BATCH_SCHEDULERS", "AxisEdges", "BuildConfig", "ComputeConfig"]
 
 
 def _parse_quantity(value) -> u.Quantity:
@@ -61,7 +63,7 @@ Quantity = Annotated[
 ]
 
 
-class _Strict(BaseModel):
+class _Strict(Strict):
     model_config = ConfigDict(
         extra="forbid", arbitrary_types_allowed=True, validate_assignment=True
     )
@@ -157,70 +159,6 @@ class GroupingConfig(_Strict):
     @classmethod
     def _zenith(cls, axis: AxisEdges) -> AxisEdges:
         return _checked(axis, "deg", "zenith", minimum=0.0)
-
-
-BATCH_SCHEDULERS = ("slurm", "pbs", "sge", "htcondor", "lsf")
-
-
-class ComputeConfig(_Strict):
-    """Where and how the graph runs."""
-
-    scheduler: str = Field(
-        default="local",
-        description="local | threads | sync | slurm | pbs | sge | htcondor | lsf | tcp://HOST:PORT",
-    )
-    n_workers: int | None = Field(default=None, ge=1, description="default: number of cores")
-    split_every: int = Field(default=8, ge=2, description="fan-in of each reduction task")
-    runs_per_task: int | Literal["auto"] = Field(
-        default="auto",
-        description="runs histogrammed by one task; auto: 1 up to 64 runs, then ~n/64, <= 64",
-    )
-
-    @field_validator("runs_per_task")
-    @classmethod
-    def _runs_per_task(cls, value):
-        if value != "auto" and value < 1:
-            raise ValueError("runs_per_task must be >= 1 or 'auto'")
-        return value
-
-    dashboard_address: str = Field(
-        default="127.0.0.1:8787", description="LocalCluster dashboard (host:port, port 0 = any)"
-    )
-    progress: bool = True
-    retries: int = Field(default=2, ge=0, description="retries of a failed task (distributed)")
-    cluster_config: str | None = Field(
-        default=None, description="batch: name of a jobqueue.<name> Dask config section"
-    )
-    jobs: int | None = Field(default=None, ge=1, description="batch: fixed number of jobs")
-    adapt: str | None = Field(default=None, description="batch: adaptive jobs, MIN:MAX")
-    worker_timeout: float = Field(default=600.0, gt=0, description="batch: s to wait for a worker")
-
-    @field_validator("scheduler")
-    @classmethod
-    def _scheduler(cls, value: str) -> str:
-        if value in ("local", "threads", "sync", *BATCH_SCHEDULERS):
-            return value
-        if re.fullmatch(r"(tcp|tls|inproc)://\S+", value):
-            return value
-        raise ValueError(
-            "scheduler must be local, threads, sync, slurm, pbs, sge, htcondor, lsf or "
-            f"tcp://HOST:PORT, not {value!r}"
-        )
-
-    @field_validator("adapt")
-    @classmethod
-    def _adapt(cls, value: str | None) -> str | None:
-        if value is not None:
-            from .hpc import parse_adapt
-
-            parse_adapt(value)
-        return value
-
-    @model_validator(mode="after")
-    def _jobs_or_adapt(self) -> ComputeConfig:
-        if self.jobs is not None and self.adapt is not None:
-            raise ValueError("give either 'jobs' or 'adapt', not both")
-        return self
 
 
 class BuildConfig(_Strict):

@@ -95,7 +95,7 @@ def _pointing(run: RunInput, header: dict) -> tuple[float, float]:
     return float(ra), float(dec)
 
 
-def histogram_run(run: RunInput, binning: Binning) -> xr.Dataset:
+def histogram_run(run: RunInput, binning: Binning, compiled: bool | None = None) -> xr.Dataset:
     """Histogram one observation: the "chunk" step of the reduction.
 
     Parameters
@@ -104,6 +104,8 @@ def histogram_run(run: RunInput, binning: Binning) -> xr.Dataset:
         The observation to read.
     binning : Binning
         Energy (TeV) and offset (deg) bins.
+    compiled : bool, optional
+        Use the numba-compiled loop (default: if numba is installed).
 
     Returns
     -------
@@ -146,6 +148,7 @@ def histogram_run(run: RunInput, binning: Binning) -> xr.Dataset:
         dec_pnt,
         binning.energy_edges,
         _hav_edges(binning.offset_edges.tobytes()),
+        compiled=compiled,
     )
     attrs = {
         "obs_id": run.obs_id,
@@ -156,7 +159,9 @@ def histogram_run(run: RunInput, binning: Binning) -> xr.Dataset:
     return labelled_partial(counts, binning.exposure(time_s), binning, attrs)
 
 
-def histogram_runs(runs: list[RunInput], binning: Binning) -> xr.Dataset:
+def histogram_runs(
+    runs: list[RunInput], binning: Binning, compiled: bool | None = None
+) -> xr.Dataset:
     """Histogram several runs in one task: each run labelled, then summed (the chunk step).
 
     Returns the single run's partial for one run, else their
@@ -164,7 +169,7 @@ def histogram_runs(runs: list[RunInput], binning: Binning) -> xr.Dataset:
     """
     from .reduce import combine_partials
 
-    partials = [histogram_run(run, binning) for run in runs]
+    partials = [histogram_run(run, binning, compiled) for run in runs]
     return partials[0] if len(partials) == 1 else combine_partials(partials)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +71,7 @@ class DataStore:
     base_dir: Path
     hdu_index: Table
     obs_index: Table
+    _file_paths: np.ndarray | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(cls, path: str | Path) -> DataStore:
@@ -93,13 +94,16 @@ class DataStore:
         return np.asarray(self.obs_index["OBS_ID"], dtype=np.int64)
 
     def file_paths(self) -> np.ndarray:
-        """Absolute path of every HDU-index row's file."""
-        file_dir = _strings(self.hdu_index["FILE_DIR"])
-        file_name = _strings(self.hdu_index["FILE_NAME"])
-        return np.array(
-            [str((self.base_dir / d / n).resolve()) for d, n in zip(file_dir, file_name)],
-            dtype=object,
-        )
+        """Absolute, normalised path of every HDU-index row's file (computed once)."""
+        if self._file_paths is None:
+            base = str(self.base_dir)
+            file_dir = _strings(self.hdu_index["FILE_DIR"])
+            file_name = _strings(self.hdu_index["FILE_NAME"])
+            paths = [
+                os.path.normpath(os.path.join(base, d, n)) for d, n in zip(file_dir, file_name)
+            ]
+            self._file_paths = np.array(paths, dtype=object)
+        return self._file_paths
 
     def hdu_locations(self, hdu_type: str) -> dict[int, tuple[str, str]]:
         """obs_id -> (absolute file path, HDU name) for one HDU type."""
