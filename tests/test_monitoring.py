@@ -19,7 +19,7 @@ from bkgdask.config import BuildConfig
 from bkgdask.simulate import SimulationConfig, simulate_store
 
 ARTIFACTS = Path(os.environ.get("BKGDASK_ARTIFACTS", ROOT / "artifacts"))
-QUIET = {"compute": {"progress": False}}
+QUIET = {"compute": {"progress": False, "runs_per_task": 1}}  # many small tasks to interrupt
 
 
 @pytest.fixture(scope="module")
