@@ -9,6 +9,7 @@ process the benchmark times; ``run`` is the loop the per-run comparison times.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 
@@ -28,21 +29,23 @@ def run(store: DataStore, obs_ids) -> dict:
     offset = MapAxis.from_edges(np.sqrt(np.linspace(0, 9, 10)) * u.deg, name="offset")
     obs_table = store.obs_table.select_obs_id(obs_ids)
     rates = {}
-    for lo, hi in zip(ZENITH_EDGES[:-1], ZENITH_EDGES[1:]):
+    for lo, hi in itertools.pairwise(ZENITH_EDGES):
         sel = (obs_table["ZEN_PNT"] >= lo) & (obs_table["ZEN_PNT"] < hi)
         counts = np.zeros((energy.nbin, offset.nbin))
         exposure = np.zeros_like(counts) * u.Unit("s MeV sr")
         for obs in store.get_observations(obs_table["OBS_ID"][sel], required_irf=[]):
             events = obs.events
             counts += np.histogram2d(
-                events.energy.to_value("MeV"), events.offset.to_value("deg"),
+                events.energy.to_value("MeV"),
+                events.offset.to_value("deg"),
                 bins=(energy.edges.to_value("MeV"), offset.edges.to_value("deg")),
             )[0]
             volume = np.diff(energy.edges)[:, None] * np.diff(offset.edges)[None, :]
             ring = 2 * np.pi * offset.center[None, :]  # the tutorial's 2π θ dθ ring area
             exposure += (ring * obs.observation_time_duration * volume).to("s MeV sr")
         rates[f"{lo}-{hi}"] = Background2D(
-            axes=[energy, offset], data=np.nan_to_num((counts / exposure).to_value("s-1 MeV-1 sr-1")),
+            axes=[energy, offset],
+            data=np.nan_to_num((counts / exposure).to_value("s-1 MeV-1 sr-1")),
             unit="s-1 MeV-1 sr-1",
         )
     return rates
@@ -53,7 +56,11 @@ def main(store_dir: str, out: str) -> None:
     store = DataStore.from_dir(store_dir)
     off = store.obs_table[store.obs_table["TARGET_NAME"] == "Off data"]["OBS_ID"]
     rates = run(store, off)
-    hdus = [fits.PrimaryHDU(), fits.table_to_hdu(store.hdu_table), fits.table_to_hdu(store.obs_table)]
+    hdus = [
+        fits.PrimaryHDU(),
+        fits.table_to_hdu(store.hdu_table),
+        fits.table_to_hdu(store.obs_table),
+    ]
     for name, model in rates.items():
         hdu = model.to_table_hdu()
         hdu.name = f"BKG_{name}"

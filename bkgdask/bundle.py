@@ -93,6 +93,10 @@ def model_hdu(group: Group, total) -> fits.BinTableHDU:
     header = hdu.header
     header["ZEN_LO"] = (group.zenith_lo, "[deg] zenith group lower edge (inclusive)")
     header["ZEN_HI"] = (group.zenith_hi, "[deg] zenith group upper edge (exclusive)")
+    for k, (column, lo, hi) in enumerate(group.bounds[1:], start=1):
+        header[f"GRP{k}COL"] = (column, f"obs-index column of grouping axis {k}")
+        header[f"GRP{k}LO"] = (lo, f"{column} lower edge (inclusive)")
+        header[f"GRP{k}HI"] = (hi, f"{column} upper edge (exclusive)")
     header["ZEN_MIN"] = (total.attrs["zenith_min"], "[deg] lowest zenith of the runs used")
     header["ZEN_MAX"] = (total.attrs["zenith_max"], "[deg] highest zenith of the runs used")
     header["NRUNS"] = (int(total.attrs["n_runs"]), "number of runs in the model")

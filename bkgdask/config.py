@@ -151,9 +151,42 @@ class BinningConfig(_Strict):
 
 
 class GroupingConfig(_Strict):
-    """How runs are grouped into models: zenith bins ``[lo, hi)``."""
+    """How runs are grouped into models: zenith bins ``[lo, hi)``, times optional further axes.
+
+    ``group_by`` maps obs-index columns to bin edges (``unit`` as the column's,
+    ``''`` for dimensionless ones such as ``MUONEFF``); the groups are the
+    product of all axes' bins, e.g.::
+
+        grouping:
+          zenith: {edges: [0, 20, 40, 90], unit: deg}
+          group_by:
+            AZ_PNT: {edges: [0, 180, 360], unit: deg}
+    """
 
     zenith: AxisEdges = AxisEdges(edges=[0, 20, 40, 90], unit="deg")
+    group_by: dict[str, AxisEdges] = Field(default_factory=dict)
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_by(cls, axes: dict[str, AxisEdges]) -> dict[str, AxisEdges]:
+        for column, axis in axes.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column):
+                raise ValueError(f"group_by column {column!r} is not an obs-index column name")
+            unit = axis.unit if axis.edges is not None else str(axis.min.unit)
+            check_edges(axis.to_values(unit or ""), column)
+        return axes
+
+    def extra_edges(self, column_units: dict[str, str]) -> dict[str, np.ndarray]:
+        """``group_by`` edges in the units of the obs-index columns."""
+        out = {}
+        for column, axis in self.group_by.items():
+            if column not in column_units:
+                raise BkgdaskError(f"group_by column {column!r} is not in the obs-index")
+            try:
+                out[column] = axis.to_values(column_units[column])
+            except ValueError as exc:
+                raise BkgdaskError(f"group_by {column}: {exc}") from None
+        return out
 
     @field_validator("zenith")
     @classmethod

@@ -20,7 +20,7 @@ from .bundle import bundle_obs_index, merged_hdu_index, model_hdu, to_background
 from .cluster import compute, connect, size_local_cluster, start_cluster_soon
 from .config import BuildConfig
 from .errors import BkgdaskError, SelectionError
-from .grouping import Group, assign_models, group_of, make_groups
+from .grouping import ZENITH, Group, assign_models, group_of, make_groups
 from .histogram import RunInput, histogram_runs
 from .kernel import HAVE_NUMBA
 from .query import select_rows
@@ -39,20 +39,20 @@ class BuildPlan:
     store : DataStore
         The input store.
     groups : list of Group
-        All zenith groups, populated or not.
+        All groups, populated or not.
     runs : dict of int to list of RunInput
         Selected runs per group index (populated groups only).
     graphs : dict of int to Delayed
         Per group, the root of its reduction tree.
-    zenith : dict of int to float
-        Zenith (deg) of every observation of the store.
+    values : dict of str to numpy.ndarray
+        Per grouping column (``"zenith"`` in deg first), every observation's value.
     """
 
     store: DataStore
     groups: list[Group]
     runs: dict[int, list[RunInput]]
     graphs: dict[int, Delayed]
-    zenith: dict[int, float]
+    values: dict[str, np.ndarray]
 
 
 def select_obs_ids(store: DataStore, selection: str | None) -> np.ndarray:
@@ -76,23 +76,27 @@ def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
     of ``reduce-<group>`` tasks of fan-in ``config.compute.split_every``.
     """
     binning = config.binning.to_binning()
-    groups = make_groups(config.grouping.zenith.to_values("deg"))
+    extra = config.grouping.extra_edges(store.column_units())
+    groups = make_groups(config.grouping.zenith.to_values("deg"), extra)
     selected = select_obs_ids(store, config.selection)
-    zenith_all = store.zenith_deg()
-    zenith = dict(zip(store.obs_ids.tolist(), zenith_all.tolist()))
-    home = group_of(np.array([zenith[int(o)] for o in selected]), groups)
+    values = store.group_values(list(extra))
+    zenith = dict(zip(store.obs_ids.tolist(), values[ZENITH].tolist()))
+    row = {int(o): i for i, o in enumerate(store.obs_ids)}
+    rows = np.array([row[int(o)] for o in selected], dtype=np.int64)
+    home = group_of({c: v[rows] for c, v in values.items()}, groups)
     outside = selected[home < 0]
     if outside.size:
         log.warning(
-            "%d selected run(s) outside the zenith edges are not used: %s",
+            "%d selected run(s) outside the group edges are not used: %s",
             outside.size,
             ", ".join(map(str, outside.tolist())),
         )
+    group_index = dict(zip(selected.tolist(), home.tolist()))
     runs: dict[int, list[RunInput]] = {}
     for run in store.run_inputs(selected[home >= 0], zenith):
-        runs.setdefault(int(group_of(np.array([run.zenith_deg]), groups)[0]), []).append(run)
+        runs.setdefault(group_index[run.obs_id], []).append(run)
     if not runs:
-        raise SelectionError("no selected run falls inside the zenith edges")
+        raise SelectionError("no selected run falls inside the group edges")
     graphs = {}
     n_runs = sum(map(len, runs.values()))
     per_task = runs_per_task(config.compute.runs_per_task, n_runs)
@@ -106,7 +110,7 @@ def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
         ]
         name = f"reduce-{groups[index].label}"
         graphs[index] = tree_reduce(parts, combine_partials, config.compute.split_every, name)
-    return BuildPlan(store=store, groups=groups, runs=runs, graphs=graphs, zenith=zenith)
+    return BuildPlan(store=store, groups=groups, runs=runs, graphs=graphs, values=values)
 
 
 def runs_per_task(setting: int | str, n_runs: int) -> int:
@@ -262,12 +266,7 @@ def build(
         scheduler = "distributed" if client is not None else opts.scheduler
         results = compute(graphs, client, scheduler, opts.n_workers, **run)
     totals = {plan.groups[k].label: total for k, total in zip(keys, results)}
-    assignment = assign_models(
-        store.obs_ids,
-        np.array([plan.zenith[int(o)] for o in store.obs_ids]),
-        plan.groups,
-        set(keys),
-    )
+    assignment = assign_models(store.obs_ids, plan.values, plan.groups, set(keys))
     seconds = time.perf_counter() - start
     n_events = sum(int(t.attrs["n_events"]) for t in totals.values())
     summary = {

@@ -130,6 +130,17 @@ class DataStore:
                 zenith[i] = self._zenith_from_header(int(self.obs_ids[i]), events)
         return zenith
 
+    def column_units(self) -> dict[str, str]:
+        """obs-index column -> its unit ('' where none)."""
+        return {c: str(self.obs_index[c].unit or "") for c in self.obs_index.colnames}
+
+    def group_values(self, columns: list[str]) -> dict[str, np.ndarray]:
+        """Per grouping column, every observation's value: ``zenith`` (deg) first."""
+        values = {"zenith": self.zenith_deg()}
+        for column in columns:
+            values[column] = _float_or_nan(self.obs_index, column)
+        return values
+
     def _zenith_from_header(self, obs_id: int, events: dict[int, tuple[str, str]]) -> float:
         if obs_id not in events:
             raise RunError(obs_id, "HDU index", "no events HDU in the HDU index")
