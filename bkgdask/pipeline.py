@@ -21,7 +21,7 @@ from .cluster import compute, connect, size_local_cluster, start_cluster_soon
 from .config import BuildConfig
 from .errors import BkgdaskError, SelectionError
 from .grouping import ZENITH, Group, assign_models, group_of, make_groups
-from .histogram import RunInput, histogram_runs
+from .histogram import RunBatch, RunInput, histogram_runs
 from .kernel import HAVE_NUMBA
 from .query import select_rows
 from .reduce import combine_partials, tree_reduce
@@ -104,7 +104,7 @@ def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
     for index, group_runs in sorted(runs.items()):
         parts = [
             delayed(histogram_runs, pure=True)(
-                batch, binning, compiled, dask_key_name=_histogram_key(batch)
+                RunBatch(batch), binning, compiled, dask_key_name=_histogram_key(batch)
             )
             for batch in (group_runs[i : i + per_task] for i in range(0, len(group_runs), per_task))
         ]
