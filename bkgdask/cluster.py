@@ -54,6 +54,8 @@ def start_cluster_soon(compute_config) -> Future | None:
     """Start the configured cluster in a background thread; None when none is needed."""
     if compute_config.scheduler in ("sync", "threads"):
         return None
+    if compute_config.scheduler in JOBQUEUE_CLASSES:
+        import dask_jobqueue  # noqa: F401 - sets a signal handler: only in the main thread
     pool = ThreadPoolExecutor(max_workers=1)
     starting = pool.submit(start_cluster, compute_config)
     pool.shutdown(wait=False)  # the submitted start still runs
