@@ -6,6 +6,7 @@ Heavy imports (dask, gammapy, xarray) happen inside the commands, so
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -22,6 +23,16 @@ LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 
 def _echo_err(message: str) -> None:
     click.echo(message, err=True)
+
+
+@contextlib.contextmanager
+def _user_errors(*also: type[Exception]):
+    """Report a user's error in one line and exit 1 (no traceback)."""
+    try:
+        yield
+    except (BkgdaskError, *also) as exc:
+        _echo_err(f"Error: {exc}")
+        sys.exit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -158,35 +169,35 @@ def build(
         "progress": progress,
     }
     starting = None
-    try:
-        for path in dask_config:
-            load_dask_config(path)
-        # Without a config file the cluster can start before astropy and the rest of
-        # bkgdask are imported: it is the slowest part of a small build.
-        if config_file is None:
-            starting = _start_early(compute_options)
-        from .config import BuildConfig
+    with _user_errors():
+        try:
+            for path in dask_config:
+                load_dask_config(path)
+            # Without a config file the cluster can start before astropy and the rest of
+            # bkgdask are imported: it is the slowest part of a small build.
+            if config_file is None:
+                starting = _start_early(compute_options)
+            from .config import BuildConfig
 
-        config = BuildConfig.read(config_file) if config_file else BuildConfig()
-        changes = _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options)
-        config = config.updated(changes)
-        from .cluster import start_cluster_soon
+            config = BuildConfig.read(config_file) if config_file else BuildConfig()
+            changes = _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options)
+            config = config.updated(changes)
+            from .cluster import start_cluster_soon
 
-        if starting is None:
-            starting = start_cluster_soon(config.compute)
-        from .pipeline import build as run_build
+            if starting is None:
+                starting = start_cluster_soon(config.compute)
+            from .pipeline import build as run_build
 
-        handed, starting = starting, None  # the build closes it from here on
-        result = run_build(datastore, config, announce=_echo_err, report=report, starting=handed)
-        written = result.write(output)
-    except BkgdaskError as exc:
-        _echo_err(f"Error: {exc}")
-        sys.exit(1)
-    finally:
-        if starting is not None:
-            from .cluster import close_started
+            handed, starting = starting, None  # the build closes it from here on
+            result = run_build(
+                datastore, config, announce=_echo_err, report=report, starting=handed
+            )
+            written = result.write(output)
+        finally:
+            if starting is not None:
+                from .cluster import close_started
 
-            close_started(starting)
+                close_started(starting)
     s = result.summary
     _echo_err(
         f"bkgdask: {s['runs']} runs, {s['events']:,} events, {s['models']} models, "
@@ -261,13 +272,10 @@ def simulate(
         )
     except (ValueError, TypeError, u.UnitsError) as exc:
         raise click.BadParameter(str(exc)) from None
-    try:
+    with _user_errors(FileExistsError):
         path = simulate_store(
             outdir, config, scheduler=scheduler, n_workers=n_workers, progress=True
         )
-    except (BkgdaskError, FileExistsError) as exc:
-        _echo_err(f"Error: {exc}")
-        sys.exit(1)
     _echo_err(f"bkgdask: simulated {n_obs} runs -> {path}")
 
 
@@ -316,7 +324,7 @@ def validate(bundle, store, output, select, exclude, truth, kfold, compare_store
     from .validation.regions import parse_regions
     from .validation.report import ValidationRequest, markdown, run_validation
 
-    try:
+    with _user_errors():
         request = ValidationRequest(
             bundle=bundle,
             store=store,
@@ -329,9 +337,6 @@ def validate(bundle, store, output, select, exclude, truth, kfold, compare_store
             max_runs=max_runs,
         )
         report = run_validation(request)
-    except BkgdaskError as exc:
-        _echo_err(f"Error: {exc}")
-        sys.exit(1)
     click.echo(markdown(report), nl=False)
 
 
@@ -365,11 +370,8 @@ def plot(bundle, output, offsets, energies):
         energies_tev = [float(v) for v in energies.split(",")]
     except ValueError:
         raise click.BadParameter("give numbers separated by commas") from None
-    try:
+    with _user_errors(ValueError):
         paths = plot_bundle(bundle, output, offsets_deg=offsets_deg, energies_tev=energies_tev)
-    except (BkgdaskError, ValueError) as exc:
-        _echo_err(f"Error: {exc}")
-        sys.exit(1)
     _echo_err(f"bkgdask: {len(paths)} figures -> {output}")
 
 
@@ -395,13 +397,10 @@ def job_script_command(scheduler, cluster_config, dask_config):
     """Print the batch script each worker job would be submitted with."""
     from .hpc import job_script, load_dask_config
 
-    try:
+    with _user_errors():
         for path in dask_config:
             load_dask_config(path)
         click.echo(job_script(scheduler, cluster_config))
-    except BkgdaskError as exc:
-        _echo_err(f"Error: {exc}")
-        sys.exit(1)
 
 
 def main() -> None:
