@@ -21,6 +21,21 @@ log = logging.getLogger("bkgdask")
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
+def _batch_options(command):
+    """``--cluster-config`` and ``--dask-config``, shared by the commands that start clusters."""
+    command = click.option(
+        "--dask-config",
+        "dask_config",
+        default=None,
+        multiple=True,
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help="YAML merged into Dask's config (e.g. a jobqueue.yaml).",
+    )(command)
+    return click.option(
+        "--cluster-config", default=None, help="jobqueue.<NAME> Dask config section."
+    )(command)
+
+
 def _echo_err(message: str) -> None:
     click.echo(message, err=True)
 
@@ -120,15 +135,7 @@ def _start_early(compute_options: dict):
 @click.option("--retries", type=click.IntRange(min=0), default=None, help="Retries of a task.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Batch jobs to submit.")
 @click.option("--adapt", default=None, help="Adaptive batch jobs, MIN:MAX.")
-@click.option("--cluster-config", default=None, help="jobqueue.<NAME> Dask config section.")
-@click.option(
-    "--dask-config",
-    "dask_config",
-    default=None,
-    multiple=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="YAML merged into Dask's config (e.g. a jobqueue.yaml).",
-)
+@_batch_options
 @click.option(
     "--report",
     default=None,
@@ -384,15 +391,7 @@ def cluster():
 @click.option(
     "--scheduler", required=True, type=click.Choice(["slurm", "pbs", "sge", "htcondor", "lsf"])
 )
-@click.option("--cluster-config", default=None, help="jobqueue.<NAME> Dask config section.")
-@click.option(
-    "--dask-config",
-    "dask_config",
-    default=None,
-    multiple=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="YAML merged into Dask's config (e.g. a jobqueue.yaml).",
-)
+@_batch_options
 def job_script_command(scheduler, cluster_config, dask_config):
     """Print the batch script each worker job would be submitted with."""
     from .hpc import job_script, load_dask_config

@@ -57,6 +57,18 @@ def _error(rate: np.ndarray, counts: np.ndarray) -> np.ndarray:
         return np.where(counts > 0, rate / np.sqrt(counts), np.nan)
 
 
+def _curve(model: BundleModel, axis: str, value: float) -> Curve:
+    """Rate along one axis in the bin of the other axis that contains ``value``."""
+    b = model.binning
+    if axis == "energy":  # along energy, in an offset bin
+        index = _bin_index(b.offset_edges, value, "offset", "deg")
+        rate, counts, edges = model.rate[:, index], model.counts[:, index], b.energy_edges
+    else:  # along offset, in an energy bin
+        index = _bin_index(b.energy_edges, value, "energy", "TeV")
+        rate, counts, edges = model.rate[index, :], model.counts[index, :], b.offset_edges
+    return edges, rate, _error(rate, counts)
+
+
 def curve_rate_vs_energy(model: BundleModel, offset_deg: float) -> Curve:
     """Rate against energy in the offset bin containing ``offset_deg``.
 
@@ -73,30 +85,16 @@ def curve_rate_vs_energy(model: BundleModel, offset_deg: float) -> Curve:
         Energy bin edges (TeV); rate in each energy bin (s-1 MeV-1 sr-1); its statistical
         error rate / sqrt(counts) (s-1 MeV-1 sr-1), NaN where counts == 0.
     """
-    index = _bin_index(model.binning.offset_edges, offset_deg, "offset", "deg")
-    rate = model.rate[:, index]
-    return model.binning.energy_edges, rate, _error(rate, model.counts[:, index])
+    return _curve(model, "energy", offset_deg)
 
 
 def curve_rate_vs_offset(model: BundleModel, energy_tev: float) -> Curve:
     """Rate against FoV offset in the energy bin containing ``energy_tev``.
 
-    Parameters
-    ----------
-    model : BundleModel
-        A model of a bundle.
-    energy_tev : float
-        Reconstructed energy, TeV; outside the energy bins raises ValueError.
-
-    Returns
-    -------
-    offset_edges, rate, error : numpy.ndarray
-        Offset bin edges (deg); rate in each offset bin (s-1 MeV-1 sr-1); its statistical
-        error rate / sqrt(counts) (s-1 MeV-1 sr-1), NaN where counts == 0.
+    Same as :func:`curve_rate_vs_energy` with the axes swapped: offset edges (deg),
+    rate and its error (s-1 MeV-1 sr-1); an energy outside the bins raises ValueError.
     """
-    index = _bin_index(model.binning.energy_edges, energy_tev, "energy", "TeV")
-    rate = model.rate[index, :]
-    return model.binning.offset_edges, rate, _error(rate, model.counts[index, :])
+    return _curve(model, "offset", energy_tev)
 
 
 def _title(model: BundleModel) -> str:
