@@ -47,8 +47,8 @@ def best_of(func, repeat: int) -> float:
 
 
 def hess_runs():
-    from bkgdask.pipeline import select_obs_ids
-    from bkgdask.store import DataStore
+    from bkgdask.engine.build import select_obs_ids
+    from bkgdask.io.store import DataStore
 
     store = DataStore.open(HESS)
     zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))
@@ -67,10 +67,16 @@ def events_hdu_bytes(path: str) -> int:
 
 
 def bench_kernel(runs, repeat: int) -> dict:
-    from bkgdask.binning import Binning
-    from bkgdask.histogram import histogram_run
+    from bkgdask.engine.tasks import histogram_run as run_histogram
+    from bkgdask.models import get_kind
+    from bkgdask.models.binning import Binning
 
     binning = Binning.default()
+    kind = get_kind("bkg_2d")
+
+    def histogram_run(run, binning, compiled=None):
+        return run_histogram(run, kind, binning, compiled)
+
     n_events = sum(int(histogram_run(r, binning).attrs["n_events"]) for r in runs)
     compressed = [Path(r.events_file).read_bytes() for r in runs]
     sizes = [events_hdu_bytes(r.events_file) for r in runs]
@@ -137,7 +143,7 @@ def bench_processes(repeat: int, tmp: Path) -> dict:
 
 
 def simulated_store(sim_dir: Path, n_obs: int) -> Path:
-    from bkgdask.simulate import SimulationConfig, simulate_store
+    from bkgdask.sim.simulate import SimulationConfig, simulate_store
 
     path = sim_dir / f"sim-{n_obs}"
     if not (path / "hdu-index.fits.gz").is_file():

@@ -10,9 +10,9 @@ __all__ = ["BuildConfig", "BuildResult", "__version__", "build"]
 def __getattr__(name: str):
     # Keep `import bkgdask` (and the CLI's start-up) light: load on first use.
     if name in ("build", "BuildResult"):
-        from . import pipeline
+        from .engine import build as build_module
 
-        return getattr(pipeline, name)
+        return getattr(build_module, name)
     if name == "BuildConfig":
         from .config import BuildConfig
 

@@ -41,13 +41,16 @@ def _echo_err(message: str) -> None:
 
 
 @contextlib.contextmanager
-def _user_errors(*also: type[Exception]):
-    """Report a user's error in one line and exit 1 (no traceback)."""
+def _user_errors():
+    """Report a user's error in one line and exit 1; Ctrl-C: one line and exit 130."""
     try:
         yield
-    except (BkgdaskError, *also) as exc:
+    except BkgdaskError as exc:
         _echo_err(f"Error: {exc}")
         sys.exit(1)
+    except KeyboardInterrupt:
+        _echo_err("bkgdask: interrupted")
+        sys.exit(130)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -91,18 +94,18 @@ def _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options
     return changes
 
 
-def _start_early(compute_options: dict):
-    """Start the cluster from the command-line options alone (None if they do not validate)."""
+def _start_early(compute_options: dict, announce):
+    """The backend of the command-line options alone, starting (None if they do not validate)."""
     from pydantic import ValidationError
 
-    from .cluster import start_cluster_soon
-    from .compute_config import ComputeConfig
+    from .compute.backends import make_backend
+    from .compute.config import ComputeConfig
 
     try:
         compute = ComputeConfig(**{k: v for k, v in compute_options.items() if v is not None})
     except ValidationError:
         return None  # reported with the rest of the configuration
-    return start_cluster_soon(compute)
+    return make_backend(compute, announce).start()
 
 
 @cli.command()
@@ -162,8 +165,8 @@ def build(
     report,
     progress,
 ):
-    """Build zenith-grouped BKG_2D models from DATASTORE and write one bundle."""
-    from .hpc import load_dask_config
+    """Build zenith-grouped background models from DATASTORE and write one bundle."""
+    from .compute.hpc import load_dask_config
 
     compute_options = {
         "scheduler": scheduler,
@@ -174,8 +177,9 @@ def build(
         "adapt": adapt,
         "cluster_config": cluster_config,
         "progress": progress,
+        "log_directory": str(output.parent / f"{output.name}.jobs") if output else None,
     }
-    starting = None
+    backend = None
     with _user_errors():
         try:
             for path in dask_config:
@@ -183,28 +187,29 @@ def build(
             # Without a config file the cluster can start before astropy and the rest of
             # bkgdask are imported: it is the slowest part of a small build.
             if config_file is None:
-                starting = _start_early(compute_options)
+                backend = _start_early(compute_options, _echo_err)
             from .config import BuildConfig
 
             config = BuildConfig.read(config_file) if config_file else BuildConfig()
             changes = _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options)
             config = config.updated(changes)
-            from .cluster import start_cluster_soon
+            if backend is None:
+                from .compute.backends import make_backend
 
-            if starting is None:
-                starting = start_cluster_soon(config.compute)
-            from .pipeline import build as run_build
+                backend = make_backend(config.compute, _echo_err).start()
+            from .engine.build import build as run_build
+            from .io.files import check_output
+            from .io.store import DataStore
 
-            handed, starting = starting, None  # the build closes it from here on
-            result = run_build(
-                datastore, config, announce=_echo_err, report=report, starting=handed
-            )
+            store = DataStore.open(datastore)
+            check_output(output, [store.base_dir], "bundle")
+            if report is not None:
+                check_output(report, [store.base_dir], "report")
+            result = run_build(store, config, backend=backend, report=report)
             written = result.write(output)
         finally:
-            if starting is not None:
-                from .cluster import close_started
-
-                close_started(starting)
+            if backend is not None:
+                backend.close()
     s = result.summary
     _echo_err(
         f"bkgdask: {s['runs']} runs, {s['events']:,} events, {s['models']} models, "
@@ -261,7 +266,7 @@ def simulate(
     """Write a store of simulated off runs with a known background rate to OUTDIR."""
     import astropy.units as u
 
-    from .simulate import SimulationConfig, simulate_store
+    from .sim.simulate import SimulationConfig, simulate_store
 
     try:
         zen = [float(v) for v in zenith_range.split(",")]
@@ -279,7 +284,7 @@ def simulate(
         )
     except (ValueError, TypeError, u.UnitsError) as exc:
         raise click.BadParameter(str(exc)) from None
-    with _user_errors(FileExistsError):
+    with _user_errors():
         path = simulate_store(
             outdir, config, scheduler=scheduler, n_workers=n_workers, progress=True
         )
@@ -377,7 +382,7 @@ def plot(bundle, output, offsets, energies):
         energies_tev = [float(v) for v in energies.split(",")]
     except ValueError:
         raise click.BadParameter("give numbers separated by commas") from None
-    with _user_errors(ValueError):
+    with _user_errors():
         paths = plot_bundle(bundle, output, offsets_deg=offsets_deg, energies_tev=energies_tev)
     _echo_err(f"bkgdask: {len(paths)} figures -> {output}")
 
@@ -394,12 +399,15 @@ def cluster():
 @_batch_options
 def job_script_command(scheduler, cluster_config, dask_config):
     """Print the batch script each worker job would be submitted with."""
-    from .hpc import job_script, load_dask_config
+    from .compute.backends import backend_class
+    from .compute.config import ComputeConfig
+    from .compute.hpc import load_dask_config
 
     with _user_errors():
         for path in dask_config:
             load_dask_config(path)
-        click.echo(job_script(scheduler, cluster_config))
+        config = ComputeConfig(scheduler=scheduler, cluster_config=cluster_config)
+        click.echo(backend_class(scheduler)(config).job_script())
 
 
 def main() -> None:

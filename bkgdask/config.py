@@ -33,11 +33,12 @@ from pydantic import (
     model_validator,
 )
 
-from .binning import Binning, check_edges
-from .compute_config import BATCH_SCHEDULERS, ComputeConfig, Strict
-from .errors import BkgdaskError
+from .compute.config import ComputeConfig, Strict
+from .errors import ConfigError
+from .models import KINDS, ModelKind, get_kind
+from .models.binning import Binning, check_edges
 
-__all__ = ["BATCH_SCHEDULERS", "AxisEdges", "BuildConfig", "ComputeConfig"]
+__all__ = ["AxisEdges", "BuildConfig", "ComputeConfig", "ModelConfig"]
 
 
 def _parse_quantity(value) -> u.Quantity:
@@ -125,8 +126,12 @@ class AxisEdges(_Strict):
         return cls(edges=values, unit=(match.group(2) or default_unit).strip())
 
 
-def _checked(axis: AxisEdges, unit: str, name: str, minimum: float | None) -> AxisEdges:
-    check_edges(axis.to_values(unit), name, minimum)
+def _checked(
+    axis: AxisEdges, unit: str, name: str, minimum: float | None, maximum: float | None = None
+) -> AxisEdges:
+    edges = check_edges(axis.to_values(unit), name, minimum)
+    if maximum is not None and edges[-1] > maximum:
+        raise ValueError(f"{name} edges must be <= {maximum:g} {unit}, got {edges.tolist()}")
     return axis
 
 
@@ -144,10 +149,22 @@ class BinningConfig(_Strict):
     @field_validator("offset")
     @classmethod
     def _offset(cls, axis: AxisEdges) -> AxisEdges:
-        return _checked(axis, "deg", "offset", minimum=0.0)
+        return _checked(axis, "deg", "offset", minimum=0.0, maximum=180.0)
 
-    def to_binning(self) -> Binning:
-        return Binning(self.energy.to_values("TeV"), self.offset.to_values("deg"))
+
+class ModelConfig(_Strict):
+    """Which model kind to build (``bkg_2d``, or any registered kind)."""
+
+    kind: str = Field(default="bkg_2d", description="model kind: " + ", ".join(KINDS))
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        try:
+            get_kind(value)
+        except KeyError as exc:
+            raise ValueError(str(exc.args[0])) from None
+        return value
 
 
 class GroupingConfig(_Strict):
@@ -181,17 +198,17 @@ class GroupingConfig(_Strict):
         out = {}
         for column, axis in self.group_by.items():
             if column not in column_units:
-                raise BkgdaskError(f"group_by column {column!r} is not in the obs-index")
+                raise ConfigError(f"group_by column {column!r} is not in the obs-index")
             try:
                 out[column] = axis.to_values(column_units[column])
             except ValueError as exc:
-                raise BkgdaskError(f"group_by {column}: {exc}") from None
+                raise ConfigError(f"group_by {column}: {exc}") from None
         return out
 
     @field_validator("zenith")
     @classmethod
     def _zenith(cls, axis: AxisEdges) -> AxisEdges:
-        return _checked(axis, "deg", "zenith", minimum=0.0)
+        return _checked(axis, "deg", "zenith", minimum=0.0, maximum=180.0)
 
 
 class BuildConfig(_Strict):
@@ -201,9 +218,22 @@ class BuildConfig(_Strict):
         default=None,
         description="obs-index query, e.g. \"TARGET_NAME == 'Off data'\"; all runs if null",
     )
+    model: ModelConfig = ModelConfig()
     binning: BinningConfig = BinningConfig()
     grouping: GroupingConfig = GroupingConfig()
     compute: ComputeConfig = ComputeConfig()
+
+    @property
+    def kind(self) -> ModelKind:
+        """The model kind to build."""
+        return get_kind(self.model.kind)
+
+    def binning_of_kind(self) -> Binning:
+        """The kind's bins from the ``binning`` section (ConfigError if out of range)."""
+        try:
+            return self.kind.binning(self.binning)
+        except ValueError as exc:
+            raise ConfigError(f"binning: {exc}") from None
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "config") -> BuildConfig:
@@ -211,9 +241,9 @@ class BuildConfig(_Strict):
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise BkgdaskError(f"{source}: not valid YAML: {exc}") from None
+            raise ConfigError(f"{source}: not valid YAML: {exc}") from None
         if not isinstance(data, dict):
-            raise BkgdaskError(f"{source}: expected a mapping at the top level")
+            raise ConfigError(f"{source}: expected a mapping at the top level")
         return cls.validated(data, source)
 
     @classmethod
@@ -222,7 +252,7 @@ class BuildConfig(_Strict):
         try:
             text = Path(path).read_text()
         except OSError as exc:
-            raise BkgdaskError(f"cannot read config {path}: {exc}") from None
+            raise ConfigError(f"cannot read config {path}: {exc}") from None
         return cls.from_yaml(text, source=str(path))
 
     @classmethod
@@ -230,7 +260,7 @@ class BuildConfig(_Strict):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise BkgdaskError(f"{source}: invalid configuration:\n{_describe(exc)}") from None
+            raise ConfigError(f"{source}: invalid configuration:\n{_describe(exc)}") from None
 
     def updated(self, changes: dict, source: str = "options") -> BuildConfig:
         """A copy with nested ``changes`` merged in and everything validated again."""

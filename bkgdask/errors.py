@@ -21,6 +21,18 @@ class StoreError(BkgdaskError):
     """A data store's index files are missing or malformed."""
 
 
+class ConfigError(BkgdaskError):
+    """A configuration value or command-line option is invalid."""
+
+
+class OutputError(BkgdaskError):
+    """An output cannot or must not be written where asked."""
+
+
+class SchedulerError(BkgdaskError):
+    """The requested scheduler or cluster cannot be started or reached."""
+
+
 class RunError(BkgdaskError):
     """Reading or histogramming one observation failed.
 

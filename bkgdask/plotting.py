@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .validation.bundle_models import BundleModel, read_bundle
+from .errors import ConfigError
+from .models import Model, read_models
 
 if TYPE_CHECKING:
     from astropy.table import Table
@@ -32,7 +33,8 @@ SELECTION = (
 )
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -44,7 +46,7 @@ def _pyplot():
 def _bin_index(edges: np.ndarray, value: float, name: str, unit: str) -> int:
     """Index of the half-open bin ``[lo, hi)`` of ``edges`` that contains ``value``."""
     if not (np.isfinite(value) and edges[0] <= value < edges[-1]):
-        raise ValueError(
+        raise ConfigError(
             f"{name} {value} {unit} is outside the model's {name} bins "
             f"[{edges[0]:g}, {edges[-1]:g}) {unit}"
         )
@@ -57,27 +59,27 @@ def _error(rate: np.ndarray, counts: np.ndarray) -> np.ndarray:
         return np.where(counts > 0, rate / np.sqrt(counts), np.nan)
 
 
-def _curve(model: BundleModel, axis: str, value: float) -> Curve:
+def _curve(model: Model, axis: str, value: float) -> Curve:
     """Rate along one axis in the bin of the other axis that contains ``value``."""
     b = model.binning
     if axis == "energy":  # along energy, in an offset bin
-        index = _bin_index(b.offset_edges, value, "offset", "deg")
-        rate, counts, edges = model.rate[:, index], model.counts[:, index], b.energy_edges
+        index = _bin_index(b["offset"], value, "offset", "deg")
+        rate, counts, edges = model.rate[:, index], model.counts[:, index], b["energy"]
     else:  # along offset, in an energy bin
-        index = _bin_index(b.energy_edges, value, "energy", "TeV")
-        rate, counts, edges = model.rate[index, :], model.counts[index, :], b.offset_edges
+        index = _bin_index(b["energy"], value, "energy", "TeV")
+        rate, counts, edges = model.rate[index, :], model.counts[index, :], b["offset"]
     return edges, rate, _error(rate, counts)
 
 
-def curve_rate_vs_energy(model: BundleModel, offset_deg: float) -> Curve:
+def curve_rate_vs_energy(model: Model, offset_deg: float) -> Curve:
     """Rate against energy in the offset bin containing ``offset_deg``.
 
     Parameters
     ----------
-    model : BundleModel
+    model : Model
         A model of a bundle.
     offset_deg : float
-        FoV offset, deg; outside the offset bins raises ValueError.
+        FoV offset, deg; outside the offset bins raises ConfigError.
 
     Returns
     -------
@@ -88,25 +90,23 @@ def curve_rate_vs_energy(model: BundleModel, offset_deg: float) -> Curve:
     return _curve(model, "energy", offset_deg)
 
 
-def curve_rate_vs_offset(model: BundleModel, energy_tev: float) -> Curve:
+def curve_rate_vs_offset(model: Model, energy_tev: float) -> Curve:
     """Rate against FoV offset in the energy bin containing ``energy_tev``.
 
     Same as :func:`curve_rate_vs_energy` with the axes swapped: offset edges (deg),
-    rate and its error (s-1 MeV-1 sr-1); an energy outside the bins raises ValueError.
+    rate and its error (s-1 MeV-1 sr-1); an energy outside the bins raises ConfigError.
     """
     return _curve(model, "offset", energy_tev)
 
 
-def _title(model: BundleModel) -> str:
+def _title(model: Model) -> str:
     return (
-        f"{model.hdu_name}: zenith [{model.zenith_lo:g}, {model.zenith_hi:g}) deg, "
+        f"{model.name}: zenith [{model.zenith_lo:g}, {model.zenith_hi:g}) deg, "
         f"{len(model.obs_ids)} runs, {model.observation_time / 3600:.2f} h"
     )
 
 
-def _draw_curves(
-    ax: Axes, model: BundleModel, values, curve, edges, name, unit, fmt
-) -> list[Curve]:
+def _draw_curves(ax: Axes, model: Model, values, curve, edges, name, unit, fmt) -> list[Curve]:
     """Step curves with error bars, one per distinct bin of ``edges`` that ``values`` select."""
     curves: dict[int, tuple] = {}
     for value in values:
@@ -131,14 +131,14 @@ def _draw_curves(
     return list(curves.values())
 
 
-def draw_rate_vs_energy(ax: Axes, model: BundleModel, offsets_deg: Sequence[float]) -> list[Curve]:
+def draw_rate_vs_energy(ax: Axes, model: Model, offsets_deg: Sequence[float]) -> list[Curve]:
     """Draw rate against energy (log-log) with error bars, one step curve per offset bin.
 
     Parameters
     ----------
     ax : matplotlib.axes.Axes
         Axes to draw on; ``ax.patches[k]`` is the step curve of the k-th curve returned.
-    model : BundleModel
+    model : Model
         A model of a bundle.
     offsets_deg : sequence of float
         FoV offsets, deg, each selecting its bin (one curve per distinct bin).
@@ -148,7 +148,7 @@ def draw_rate_vs_energy(ax: Axes, model: BundleModel, offsets_deg: Sequence[floa
     list of tuple
         :func:`curve_rate_vs_energy` of each distinct offset bin, in order.
     """
-    edges = model.binning.offset_edges
+    edges = model.binning["offset"]
     curves = _draw_curves(
         ax, model, offsets_deg, curve_rate_vs_energy, edges, "offset", "deg", ".2f"
     )
@@ -157,14 +157,14 @@ def draw_rate_vs_energy(ax: Axes, model: BundleModel, offsets_deg: Sequence[floa
     return curves
 
 
-def draw_rate_vs_offset(ax: Axes, model: BundleModel, energies_tev: Sequence[float]) -> list[Curve]:
+def draw_rate_vs_offset(ax: Axes, model: Model, energies_tev: Sequence[float]) -> list[Curve]:
     """Draw rate (log) against FoV offset with error bars, one step curve per energy bin.
 
     Parameters
     ----------
     ax : matplotlib.axes.Axes
         Axes to draw on; ``ax.patches[k]`` is the step curve of the k-th curve returned.
-    model : BundleModel
+    model : Model
         A model of a bundle.
     energies_tev : sequence of float
         Energies, TeV, each selecting its bin (one curve per distinct bin).
@@ -174,7 +174,7 @@ def draw_rate_vs_offset(ax: Axes, model: BundleModel, energies_tev: Sequence[flo
     list of tuple
         :func:`curve_rate_vs_offset` of each distinct energy bin, in order.
     """
-    edges = model.binning.energy_edges
+    edges = model.binning["energy"]
     curves = _draw_curves(
         ax, model, energies_tev, curve_rate_vs_offset, edges, "energy", "TeV", ".3g"
     )
@@ -182,14 +182,14 @@ def draw_rate_vs_offset(ax: Axes, model: BundleModel, energies_tev: Sequence[flo
     return curves
 
 
-def draw_image(ax: Axes, model: BundleModel, quantity: str = "rate"):
+def draw_image(ax: Axes, model: Model, quantity: str = "rate"):
     """Draw the rate (log colour scale) or its relative error 1/sqrt(counts) over the bins.
 
     Parameters
     ----------
     ax : matplotlib.axes.Axes
         Axes to draw on: energy (TeV, log) on x, FoV offset (deg) on y.
-    model : BundleModel
+    model : Model
         A model of a bundle.
     quantity : {"rate", "relative-error"}
         Rate (s-1 MeV-1 sr-1, masked where 0) or 1/sqrt(counts) (masked where counts == 0).
@@ -213,7 +213,7 @@ def draw_image(ax: Axes, model: BundleModel, quantity: str = "rate"):
     else:
         raise ValueError(f"unknown quantity {quantity!r}: 'rate' or 'relative-error'")
     mesh = ax.pcolormesh(
-        model.binning.energy_edges, model.binning.offset_edges, values.T, norm=norm, shading="flat"
+        model.binning["energy"], model.binning["offset"], values.T, norm=norm, shading="flat"
     )
     ax.set_xscale("log")
     ax.set_xlabel("reconstructed energy (TeV)")
@@ -294,15 +294,15 @@ def plot_bundle(
     ValueError
         If an offset or energy is outside a model's bins.
     """
-    models, obs_index = read_bundle(bundle)
+    models, obs_index = read_models(bundle)
     for model in models.values():  # fail before writing anything
         for offset in offsets_deg:
-            _bin_index(model.binning.offset_edges, offset, "offset", "deg")
+            _bin_index(model.binning["offset"], offset, "offset", "deg")
         for energy in energies_tev:
-            _bin_index(model.binning.energy_edges, energy, "energy", "TeV")
+            _bin_index(model.binning["energy"], energy, "energy", "TeV")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    plt = _pyplot()
+    plt = pyplot()
     kinds = {
         "rate-vs-energy": lambda ax, m: draw_rate_vs_energy(ax, m, offsets_deg),
         "rate-vs-offset": lambda ax, m: draw_rate_vs_offset(ax, m, energies_tev),

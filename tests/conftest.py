@@ -29,9 +29,9 @@ def pytest_addoption(parser):
 def pytest_collection_modifyitems(config, items):
     for item in items:
         for marker in OPT_IN:
-            if marker in item.keywords and not config.getoption(f"--run-{marker}"):
+            if item.get_closest_marker(marker) and not config.getoption(f"--run-{marker}"):
                 item.add_marker(pytest.mark.skip(reason=f"needs --run-{marker}"))
-        if "requires_data" in item.keywords and not (data_dir() / "hess-dl3-dr1").is_dir():
+        if item.get_closest_marker("requires_data") and not (data_dir() / "hess-dl3-dr1").is_dir():
             item.add_marker(pytest.mark.skip(reason=f"no DL3 data in {data_dir()}"))
 
 

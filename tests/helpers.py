@@ -8,8 +8,8 @@ from pathlib import Path
 import dask
 import numpy as np
 
-from bkgdask.binning import Binning
-from bkgdask.store_writer import RunSpec, events_from_offsets, write_store
+from bkgdask.models.binning import Binning
+from bkgdask.sim.store_writer import RunSpec, events_from_offsets, write_store
 
 OFF = "TARGET_NAME == 'Off data'"
 
@@ -37,8 +37,8 @@ def random_run(
     offset = max_offset * np.sqrt(rng.uniform(size=n))
     energy = 10 ** rng.uniform(-1.2, 2.1, size=n)
     if binning is not None:
-        offset = _away_from(offset, binning.offset_edges, 2e-3)
-        energy = _away_from(energy, binning.energy_edges, 2e-3 * energy)
+        offset = _away_from(offset, binning["offset"], 2e-3)
+        energy = _away_from(energy, binning["energy"], 2e-3 * energy)
     ra, dec = events_from_offsets(ra_pnt, dec_pnt, offset, rng.uniform(0, 360, size=n))
     run = RunSpec(
         obs_id,

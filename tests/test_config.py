@@ -13,9 +13,9 @@ from bkgdask.errors import BkgdaskError
 
 def test_defaults_are_the_tutorials():
     config = BuildConfig()
-    binning = config.binning.to_binning()
-    np.testing.assert_array_equal(binning.energy_edges, np.logspace(-1, 2, 20))
-    np.testing.assert_array_equal(binning.offset_edges, np.sqrt(np.linspace(0, 9, 10)))
+    binning = config.binning_of_kind()
+    np.testing.assert_array_equal(binning["energy"], np.logspace(-1, 2, 20))
+    np.testing.assert_array_equal(binning["offset"], np.sqrt(np.linspace(0, 9, 10)))
     np.testing.assert_array_equal(config.grouping.zenith.to_values("deg"), [0, 20, 40, 90])
     assert config.compute.scheduler == "local"
     assert config.compute.dashboard_address.startswith("127.0.0.1:")
@@ -58,9 +58,9 @@ def test_units_convert():
         "  offset: {edges: [0, 1800, 3600, 10800], unit: arcsec}\n"
         "grouping:\n  zenith: {edges: [0, 0.5, 1.0], unit: rad}\n"
     )
-    binning = config.binning.to_binning()
-    np.testing.assert_allclose(binning.energy_edges, np.logspace(-1, 2, 20), rtol=1e-12)
-    np.testing.assert_allclose(binning.offset_edges, [0, 0.5, 1, 3])
+    binning = config.binning_of_kind()
+    np.testing.assert_allclose(binning["energy"], np.logspace(-1, 2, 20), rtol=1e-12)
+    np.testing.assert_allclose(binning["offset"], [0, 0.5, 1, 3])
     np.testing.assert_allclose(config.grouping.zenith.to_values("deg"), np.rad2deg([0, 0.5, 1]))
 
 
@@ -73,4 +73,4 @@ def test_cli_edges_parse():
 
 def test_overrides_replace_an_axis_whole():
     config = BuildConfig().updated({"binning": {"energy": {"edges": [1, 10], "unit": "TeV"}}})
-    assert config.binning.to_binning().shape == (1, 9)
+    assert config.binning_of_kind().shape == (1, 9)

@@ -12,8 +12,8 @@ from helpers import make_store, random_run
 
 import bkgdask
 from bkgdask.config import BuildConfig
+from bkgdask.engine.grouping import assign_models, group_of, make_groups
 from bkgdask.errors import BkgdaskError
-from bkgdask.grouping import assign_models, group_of, make_groups
 
 
 def test_half_open_bins():

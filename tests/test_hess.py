@@ -58,14 +58,14 @@ def hess_build(hess_dir, tmp_path_factory):
 
 def test_models_equal_direct_computation(hess_build, hess_dir):
     result, bundle, config = hess_build
-    binning = config.binning.to_binning()
+    binning = config.binning_of_kind()
     obs_table = GammapyDataStore.from_dir(hess_dir).obs_table
     off = obs_table[obs_table["TARGET_NAME"] == "Off data"]
     assert len(off) == 45
     read_back = GammapyDataStore.from_file(bundle)
     for lo, hi in itertools.pairwise(ZENITH_EDGES):
         ids = off["OBS_ID"][(off["ZEN_PNT"] >= lo) & (off["ZEN_PNT"] < hi)].tolist()
-        counts, rate = tutorial_estimate(hess_dir, ids, binning.energy_edges, binning.offset_edges)
+        counts, rate = tutorial_estimate(hess_dir, ids, binning["energy"], binning["offset"])
         total = result.totals[f"zen-{lo}-{hi}"]
         assert total.attrs["n_runs"] == len(ids)
         np.testing.assert_array_equal(total["counts"].values, counts)
@@ -73,8 +73,8 @@ def test_models_equal_direct_computation(hess_build, hess_dir):
         assert model.unit == u.Unit("s-1 MeV-1 sr-1")
         assert counts.sum() > 10_000
         np.testing.assert_allclose(model.data, rate, rtol=1e-9, atol=0)
-        np.testing.assert_allclose(model.axes["energy"].edges.to_value("TeV"), binning.energy_edges)
-        np.testing.assert_allclose(model.axes["offset"].edges.to_value("deg"), binning.offset_edges)
+        np.testing.assert_allclose(model.axes["energy"].edges.to_value("TeV"), binning["energy"])
+        np.testing.assert_allclose(model.axes["offset"].edges.to_value("deg"), binning["offset"])
 
 
 def test_every_observation_gets_its_zenith_model(hess_build, hess_dir):

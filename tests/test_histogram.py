@@ -10,11 +10,12 @@ from astropy.coordinates import SkyCoord
 from helpers import make_store, random_run
 
 import bkgdask
-from bkgdask.binning import Binning
 from bkgdask.config import BuildConfig
-from bkgdask.histogram import histogram_run
-from bkgdask.kernel import count_events, hav_edges, separation_deg
-from bkgdask.store import DataStore
+from bkgdask.engine.tasks import histogram_run
+from bkgdask.io.store import DataStore
+from bkgdask.models import get_kind
+from bkgdask.models.binning import Binning
+from bkgdask.models.kernel2d import count_events, hav_edges, separation_deg
 
 BINNING = Binning.default()
 SYNC = {"compute": {"scheduler": "sync", "progress": False}}
@@ -23,14 +24,14 @@ SYNC = {"compute": {"scheduler": "sync", "progress": False}}
 def expected_counts(run, offsets) -> np.ndarray:
     """Counts from the placed offsets and the file's float32 energies."""
     energy = run.energy.astype(np.float32).astype(np.float64)
-    return np.histogram2d(energy, offsets, bins=(BINNING.energy_edges, BINNING.offset_edges))[0]
+    return np.histogram2d(energy, offsets, bins=(BINNING["energy"], BINNING["offset"]))[0]
 
 
 def _one_run_partial(tmp_path, run):
     store = DataStore.open(make_store(tmp_path / "store", [run]))
     zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))
     (run_input,) = store.run_inputs(store.obs_ids, zenith)
-    return histogram_run(run_input, BINNING)
+    return histogram_run(run_input, get_kind("bkg_2d"), BINNING)
 
 
 @pytest.mark.parametrize(
@@ -52,8 +53,8 @@ def test_several_gtis_time_is_their_sum(tmp_path):
     run, _ = random_run(8, 30.0, -10.0, 500, gti=gti, seed=4)
     partial = _one_run_partial(tmp_path, run)
     assert partial.attrs["observation_time"] == pytest.approx(950.0, rel=1e-12)
-    widths = np.diff(BINNING.energy_edges * u.TeV).to_value(u.MeV)
-    cos = np.cos(np.deg2rad(BINNING.offset_edges))
+    widths = np.diff(BINNING["energy"] * u.TeV).to_value(u.MeV)
+    cos = np.cos(np.deg2rad(BINNING["offset"]))
     expected = 950.0 * widths[:, None] * (2 * np.pi * (cos[:-1] - cos[1:]))[None, :]
     np.testing.assert_allclose(partial["exposure"].values, expected, rtol=1e-12)
 
@@ -65,8 +66,8 @@ def test_labelled_output(tmp_path):
     assert partial["counts"].dtype == np.int64
     assert partial["exposure"].dtype == np.float64
     assert partial["exposure"].attrs["units"] == "s MeV sr"
-    np.testing.assert_array_equal(partial["energy_lo"].values, BINNING.energy_edges[:-1])
-    np.testing.assert_array_equal(partial["offset_hi"].values, BINNING.offset_edges[1:])
+    np.testing.assert_array_equal(partial["energy_lo"].values, BINNING["energy"][:-1])
+    np.testing.assert_array_equal(partial["offset_hi"].values, BINNING["offset"][1:])
     assert partial.attrs["obs_id"] == 9
     assert partial.attrs["zenith"] == pytest.approx(33.0)
     assert partial.attrs["n_events"] == 200
@@ -114,7 +115,7 @@ def test_compiled_and_numpy_kernels_agree():
         ra = (ra_pnt + rng.normal(0, 3, n)) % 360
         dec = np.clip(dec_pnt + rng.normal(0, 2, n), -90, 90)
         energy = 10 ** rng.uniform(-1.5, 2.5, n)
-        edges = (BINNING.energy_edges, hav_edges(BINNING.offset_edges))
+        edges = (BINNING["energy"], hav_edges(BINNING["offset"]))
         fused = count_events(energy, ra, dec, ra_pnt, dec_pnt, *edges, compiled=True)
         vectorised = count_events(energy, ra, dec, ra_pnt, dec_pnt, *edges, compiled=False)
         np.testing.assert_array_equal(fused, vectorised)

@@ -19,11 +19,18 @@ from conftest import ROOT
 from helpers import OFF
 
 import bkgdask
+from bkgdask.compute.backends import backend_class
+from bkgdask.compute.config import ComputeConfig
+from bkgdask.compute.hpc import load_dask_config, parse_adapt
 from bkgdask.config import BuildConfig
 from bkgdask.errors import BkgdaskError
-from bkgdask.hpc import job_script, load_dask_config, parse_adapt
 
 DEPLOY = ROOT / "deploy"
+
+
+def job_script(scheduler: str, section: str | None = None) -> str:
+    config = ComputeConfig(scheduler=scheduler, cluster_config=section)
+    return backend_class(scheduler)(config).job_script()
 
 
 @pytest.fixture
@@ -202,12 +209,17 @@ def test_build_on_batch_system_equals_local(slurm, local_models, hess_dir, tmp_p
         "--cluster-config",
         f"single-node-{scheduler}",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=work)
     assert proc.returncode == 0, proc.stderr
     assert "45 runs" in proc.stderr
-    from bkgdask.validation.bundle_models import read_bundle
+    # Job logs go beside the bundle, never into the current folder.
+    assert list(work.iterdir()) == []
+    assert (tmp_path / f"{out.name}.jobs").is_dir()
+    from bkgdask.models import read_models
 
-    models, _ = read_bundle(out)
+    models, _ = read_models(out)
     for label, total in local_models.totals.items():
         model = models[local_models.groups[label].hdu_name]
         np.testing.assert_array_equal(model.counts, total["counts"].values)
@@ -221,7 +233,8 @@ def test_build_on_batch_system_equals_local(slurm, local_models, hess_dir, tmp_p
 
 @pytest.mark.slurm
 @pytest.mark.requires_data
-def test_api_build_on_slurm(slurm, local_models, hess_dir, dask_config):
+def test_api_build_on_slurm(slurm, local_models, hess_dir, dask_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     load_dask_config(DEPLOY / "slurm" / "jobqueue.yaml")
     config = BuildConfig().updated(
         {
@@ -235,5 +248,6 @@ def test_api_build_on_slurm(slurm, local_models, hess_dir, dask_config):
         }
     )
     result = bkgdask.build(hess_dir, config)
+    assert list(tmp_path.iterdir()) == []  # no job log in the current folder
     for label, total in result.totals.items():
         xr.testing.assert_identical(total["counts"], local_models.totals[label]["counts"])

@@ -16,7 +16,7 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 
 import bkgdask
 from bkgdask.config import BuildConfig
-from bkgdask.simulate import SimulationConfig, simulate_store
+from bkgdask.sim.simulate import SimulationConfig, simulate_store
 
 ARTIFACTS = Path(os.environ.get("BKGDASK_ARTIFACTS", ROOT / "artifacts"))
 QUIET = {"compute": {"progress": False, "runs_per_task": 1}}  # many small tasks to interrupt

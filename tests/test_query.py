@@ -1,4 +1,4 @@
-"""Tests for bkgdask.query, the safe run-selection language."""
+"""Tests for bkgdask.io.query, the safe run-selection language."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from astropy.table import MaskedColumn, Table
 
 from bkgdask.errors import SelectionError
-from bkgdask.query import select_rows, validate_expression
+from bkgdask.io.query import select_rows, validate_expression
 
 REPO = Path(__file__).resolve().parents[1]
 

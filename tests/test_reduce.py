@@ -14,21 +14,24 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 from helpers import raise_if_dask_computes, random_run, small_store
 
 import bkgdask
-from bkgdask.binning import Binning
 from bkgdask.config import BuildConfig
-from bkgdask.histogram import labelled_partial
-from bkgdask.pipeline import plan_build
-from bkgdask.reduce import combine_partials, tree_reduce
-from bkgdask.store import DataStore
-from bkgdask.store_writer import write_store
+from bkgdask.engine.build import plan_build
+from bkgdask.engine.reduce import tree_reduce
+from bkgdask.io.store import DataStore
+from bkgdask.models import get_kind
+from bkgdask.models.base import labelled
+from bkgdask.models.binning import Binning
+from bkgdask.sim.store_writer import write_store
+
+BKG_2D = get_kind("bkg_2d")
 
 
 def _partial(obs_id: int, rng) -> xr.Dataset:
-    binning = Binning([0.1, 1, 10, 100], [0, 1, 2])
+    binning = Binning.of(energy=[0.1, 1, 10, 100], offset=[0, 1, 2])
     counts = rng.integers(0, 100, size=binning.shape)
-    exposure = binning.exposure(rng.uniform(100, 2000))
+    exposure = BKG_2D.exposure(binning, rng.uniform(100, 2000))
     attrs = {"obs_id": obs_id, "zenith": rng.uniform(0, 60), "observation_time": 1.0, "n_events": 7}
-    return labelled_partial(counts, exposure, binning, attrs)
+    return labelled(counts, exposure, binning, attrs)
 
 
 @pytest.mark.parametrize("n_parts", [1, 2, 7, 8, 9, 64, 100])
@@ -37,7 +40,7 @@ def test_tree_equals_serial_and_bounds_fan_in(n_parts, split_every):
     rng = np.random.default_rng(n_parts * 10 + split_every)
     parts = [_partial(i, rng) for i in range(n_parts)]
     with raise_if_dask_computes():
-        root = tree_reduce([dask.delayed(p) for p in parts], combine_partials, split_every, "r")
+        root = tree_reduce([dask.delayed(p) for p in parts], BKG_2D.combine, split_every, "r")
     graph = dict(root.__dask_graph__())
     combine_keys = [k for k in graph if str(k).startswith("r")]
     assert combine_keys, "at least one combine task"
@@ -46,8 +49,8 @@ def test_tree_equals_serial_and_bounds_fan_in(n_parts, split_every):
     tree = root.compute(scheduler="sync")
     serial = parts[0]
     for part in parts[1:]:
-        serial = combine_partials([serial, part])
-    serial = combine_partials([serial]) if n_parts == 1 else serial
+        serial = BKG_2D.combine([serial, part])
+    serial = BKG_2D.combine([serial]) if n_parts == 1 else serial
     xr.testing.assert_identical(tree["counts"], serial["counts"])
     np.testing.assert_allclose(tree["exposure"], serial["exposure"], rtol=1e-14)
     assert tree.attrs["obs_ids"] == list(range(n_parts))

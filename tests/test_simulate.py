@@ -1,4 +1,4 @@
-"""Tests of bkgdask.simulate: stores gammapy reads, events that follow the truth."""
+"""Tests of bkgdask.sim.simulate: stores gammapy reads, events that follow the truth."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from gammapy.data import DataStore
 from pydantic import ValidationError
 from scipy.stats import chi2
 
-from bkgdask.binning import Binning
-from bkgdask.simulate import SIMULATION_FILE, SimulationConfig, simulate_store, simulation_tasks
-from bkgdask.truth import TRUTH_FILE, TruthModel
+from bkgdask.errors import OutputError
+from bkgdask.models.binning import Binning
+from bkgdask.sim.simulate import SIMULATION_FILE, SimulationConfig, simulate_store, simulation_tasks
+from bkgdask.sim.truth import TRUTH_FILE, TruthModel
 
 
 def _files(store):
@@ -77,9 +78,9 @@ def test_events_follow_truth(tmp_path):
     for obs_id in obs_index["OBS_ID"]:
         events, offset = _events(store, obs_id)
         energy = np.asarray(events["ENERGY"], np.float64)
-        counts += np.histogram2d(energy, offset, [binning.energy_edges, binning.offset_edges])[0]
+        counts += np.histogram2d(energy, offset, [binning["energy"], binning["offset"]])[0]
     expected = truth.expected_counts(
-        binning.energy_edges, binning.offset_edges, obs_index["ZEN_PNT"], obs_index["ONTIME"]
+        binning["energy"], binning["offset"], obs_index["ZEN_PNT"], obs_index["ONTIME"]
     )
     used = expected > 5
     assert used.sum() > 100
@@ -136,14 +137,14 @@ def test_special_pointings_and_gtis(tmp_path):
 def test_refuses_existing_store(tmp_path):
     config = SimulationConfig(n_obs=1, duration=60.0)
     store = simulate_store(tmp_path / "store", config)
-    with pytest.raises(FileExistsError, match="HDU index"):
+    with pytest.raises(OutputError, match="HDU index"):
         simulate_store(store, config)
     (store / "hdu-index.fits.gz").unlink()
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(OutputError, match="not empty"):
         simulate_store(store, config)
     (tmp_path / "other" / "data").mkdir(parents=True)
     (tmp_path / "other" / "data" / "notes.txt").write_text("hi")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(OutputError):
         simulate_store(tmp_path / "other", config)
     # an empty data folder is fine
     (tmp_path / "empty" / "data").mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""Tests of bkgdask.store_writer: GADF stores readable by gammapy, exact offsets."""
+"""Tests of bkgdask.sim.store_writer: GADF stores readable by gammapy, exact offsets."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from gammapy.data import DataStore
 
-from bkgdask.store_writer import RunSpec, events_from_offsets, write_store
+from bkgdask.sim.store_writer import RunSpec, events_from_offsets, write_store
 
 
 def _run(obs_id, ra_pnt, dec_pnt, gti, n, *, seed=0, max_offset=2.5, **kwargs):

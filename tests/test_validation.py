@@ -13,18 +13,17 @@ from scipy import stats
 import bkgdask
 from bkgdask.cli import cli
 from bkgdask.config import BuildConfig
-from bkgdask.simulate import SimulationConfig, simulate_store
-from bkgdask.store import DataStore
-from bkgdask.truth import TruthModel
-from bkgdask.validation.bundle_models import read_bundle
+from bkgdask.io.store import DataStore
+from bkgdask.models import read_models
+from bkgdask.sim.simulate import SimulationConfig, simulate_store
+from bkgdask.sim.truth import TruthModel
 from bkgdask.validation.runs import RunValidationSettings, significance_summary, validate_run
 from bkgdask.validation.truth_check import compare_bundle_to_truth
 
-N_SEEDS = 20
 N_RUNS = 200
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client():
     with (
         LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster,
@@ -33,39 +32,58 @@ def client():
         yield client
 
 
-def _simulated_bundle(tmp_path, seed: int, client, n_runs: int = N_RUNS):
-    store = tmp_path / f"store-{seed}"
-    config = SimulationConfig(n_obs=n_runs, seed=seed, compress=False)
-    simulate_store(store, config, client=client)
-    build = BuildConfig().updated({"compute": {"progress": False}})
-    bundle = bkgdask.build(store, build, client=client).write(tmp_path / f"bkg-{seed}.fits")
-    return store, bundle, config
+@pytest.fixture(scope="session")
+def simulated(tmp_path_factory, client):
+    """Simulated stores and their bundles, made once per (seed, runs) for the whole session."""
+    made = {}
+    root = tmp_path_factory.mktemp("simulated")
+
+    def get(seed: int, n_runs: int = N_RUNS):
+        if (seed, n_runs) not in made:
+            store = root / f"store-{seed}-{n_runs}"
+            config = SimulationConfig(n_obs=n_runs, seed=seed, compress=False)
+            simulate_store(store, config, client=client)
+            build = BuildConfig().updated({"compute": {"progress": False}})
+            bundle = bkgdask.build(store, build, client=client)
+            made[seed, n_runs] = store, bundle.write(root / f"bkg-{seed}-{n_runs}.fits"), config
+        return made[seed, n_runs]
+
+    return get
 
 
-def test_models_agree_with_truth_for_20_seeds(tmp_path, client):
-    """Default binning, 200 runs: the pull χ² over all models' bins has p > 0.001 for each seed."""
-    p_values = []
-    for seed in range(N_SEEDS):
-        store, bundle, config = _simulated_bundle(tmp_path, seed, client)
-        models, _ = read_bundle(bundle)
-        assert sum(len(m.obs_ids) for m in models.values()) == N_RUNS
-        comparisons = compare_bundle_to_truth(models, DataStore.open(store), config.truth)
-        assert len(comparisons) == 3 and all(c.ndf > 80 for c in comparisons)
-        chi2 = sum(c.chi2 for c in comparisons)
-        ndf = sum(c.ndf for c in comparisons)
-        p_value = stats.chi2.sf(chi2, ndf)
-        assert p_value > 1e-3, (seed, [c.summary() for c in comparisons])
-        p_values.append(p_value)
+def _truth_p_value(simulated, seed: int) -> float:
+    store, bundle, config = simulated(seed)
+    models, _ = read_models(bundle)
+    assert sum(len(m.obs_ids) for m in models.values()) == N_RUNS
+    comparisons = compare_bundle_to_truth(models, DataStore.open(store), config.truth)
+    assert len(comparisons) == 3 and all(c.ndf > 80 for c in comparisons)
+    chi2 = sum(c.chi2 for c in comparisons)
+    ndf = sum(c.ndf for c in comparisons)
+    p_value = stats.chi2.sf(chi2, ndf)
+    assert p_value > 1e-3, (seed, [c.summary() for c in comparisons])
+    return p_value
+
+
+def test_models_agree_with_truth_for_3_seeds(simulated):
+    """Default binning, 200 runs: the pull χ² over all models' bins has p > 0.001 (quick)."""
+    for seed in range(3):
+        _truth_p_value(simulated, seed)
+
+
+@pytest.mark.slow
+def test_models_agree_with_truth_for_20_seeds(simulated):
+    """As above for 20 seeds, and the p-values are uniform."""
+    p_values = [_truth_p_value(simulated, seed) for seed in range(20)]
     # p-values of a correct model are uniform: none bunched at 1 (which would hide a bias
     # behind a too-wide error), mean near 1/2.
     assert 0.25 < np.mean(p_values) < 0.75, p_values
     assert stats.kstest(p_values, "uniform").pvalue > 1e-3
 
 
-def test_truth_check_catches_a_two_percent_bias(tmp_path, client):
+def test_truth_check_catches_a_two_percent_bias(simulated):
     """The same comparison rejects a model whose rate is 2 % off."""
-    store, bundle, config = _simulated_bundle(tmp_path, 99, client)
-    models, _ = read_bundle(bundle)
+    store, bundle, config = simulated(0)
+    models, _ = read_models(bundle)
     for model in models.values():
         model.rate = model.rate * 1.02
     comparisons = compare_bundle_to_truth(models, DataStore.open(store), config.truth)
@@ -74,11 +92,11 @@ def test_truth_check_catches_a_two_percent_bias(tmp_path, client):
     assert stats.chi2.sf(chi2, ndf) < 1e-9, [c.summary() for c in comparisons]
 
 
-def test_significance_distribution_is_unit_gaussian(tmp_path, client):
+def test_significance_distribution_is_unit_gaussian(simulated):
     """Models applied to simulated runs: significances outside exclusions ~ N(0, 1)."""
     from gammapy.data import DataStore as GammapyDataStore
 
-    _store, bundle, _ = _simulated_bundle(tmp_path, 7, client)
+    _store, bundle, _ = simulated(1)
     data_store = GammapyDataStore.from_file(bundle)
     settings = RunValidationSettings()
     results = []
@@ -94,8 +112,8 @@ def test_significance_distribution_is_unit_gaussian(tmp_path, client):
     assert np.all((norms > 0.5) & (norms < 2.0))
 
 
-def test_validate_command_writes_report(tmp_path, client):
-    store, bundle, _ = _simulated_bundle(tmp_path, 5, client, n_runs=30)
+def test_validate_command_writes_report(tmp_path, simulated):
+    store, bundle, _ = simulated(5, n_runs=30)
     out = tmp_path / "report"
     result = CliRunner().invoke(
         cli,

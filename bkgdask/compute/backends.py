@@ -1,4 +1,12 @@
-"""Where the graph runs: sync, threads, a LocalCluster, a batch system, or a scheduler address."""
+"""Where a graph runs: one class per backend with the same small interface.
+
+Every backend is a context manager with ``start()`` (begin starting early,
+in the background), ``prepare(n_runs)`` (size itself to the work),
+``compute(graphs)`` and ``close()``. ``sync`` and ``threads`` run in this
+process; ``local`` starts a LocalCluster; an address connects to a running
+scheduler; each batch system (dask-jobqueue) is a subclass overriding
+``name`` and ``cluster_class``, like dask-jobqueue's own classes.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +14,20 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import ClassVar
 
 import dask
 
-from .errors import BkgdaskError
-from .hpc import JOBQUEUE_CLASSES, make_cluster, submit_jobs
+from ..errors import SchedulerError
+from ..io.files import atomic_path
 
 log = logging.getLogger(__name__)
+
+#: Runs that justify one more local worker: ~0.5 s of work against ~1 s to start it.
+RUNS_PER_EXTRA_WORKER = 200
 
 
 def default_workers() -> int:
@@ -26,124 +38,265 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def start_local_cluster(n_workers: int | None, dashboard_address: str):
-    """A LocalCluster of single-threaded worker processes (to be closed by the caller)."""
-    from distributed import LocalCluster
-
-    with dask.config.set({"distributed.scheduler.worker-saturation": "inf"}):
-        return LocalCluster(
-            n_workers=n_workers or default_workers(),
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=dashboard_address,
-            preload=["bkgdask.warmup"],
-        )
-
-
-@contextlib.contextmanager
-def local_cluster(n_workers: int | None, dashboard_address: str) -> Iterator:
-    """A LocalCluster of single-threaded worker processes, with a client."""
-    from distributed import Client
-
-    with start_local_cluster(n_workers, dashboard_address) as cluster, Client(cluster) as client:
-        yield client
-
-
-def start_cluster_soon(compute_config) -> Future | None:
-    """Start the configured cluster in a background thread; None when none is needed."""
-    if compute_config.scheduler in ("sync", "threads"):
-        return None
-    if compute_config.scheduler in JOBQUEUE_CLASSES:
-        import dask_jobqueue  # noqa: F401 - sets a signal handler: only in the main thread
-    pool = ThreadPoolExecutor(max_workers=1)
-    starting = pool.submit(start_cluster, compute_config)
-    pool.shutdown(wait=False)  # the submitted start still runs
-    return starting
-
-
-#: Runs that justify one more local worker: ~0.5 s of work against ~1 s to start it.
-RUNS_PER_EXTRA_WORKER = 200
-
-
-def size_local_cluster(cluster, compute_config, n_runs: int) -> None:
-    """Scale a LocalCluster started with one worker to what ``n_runs`` runs need.
-
-    Up to one worker per core, one more per ``RUNS_PER_EXTRA_WORKER`` runs;
-    a configured ``n_workers`` is kept as it is. Does not wait for the workers.
-    """
-    from distributed import LocalCluster
-
-    if not isinstance(cluster, LocalCluster) or compute_config.n_workers is not None:
-        return
-    wanted = min(default_workers(), max(1, -(-n_runs // RUNS_PER_EXTRA_WORKER)))
-    if wanted > len(cluster.workers):
-        cluster.scale(wanted)
-
-
-def close_started(starting: Future) -> None:
-    """Close a cluster from :func:`start_cluster_soon` that was not used."""
-    if not starting.cancel() and starting.exception() is None:
-        cluster = starting.result()
-        if cluster is not None:
-            cluster.close()
-
-
-def start_cluster(compute_config):
-    """The cluster the configuration asks for, started but not yet connected to.
-
-    A LocalCluster for ``local``, a dask-jobqueue cluster (no jobs yet) for a
-    batch system, None for a scheduler address or ``sync``/``threads``. Safe to
-    call from another thread; close it (``with``) in the caller.
-    """
-    c = compute_config
-    if c.scheduler == "local":
-        # Without a set number of workers start with one; size_local_cluster adds more
-        # once the number of runs is known.
-        return start_local_cluster(c.n_workers or 1, c.dashboard_address)
-    if c.scheduler in JOBQUEUE_CLASSES:
-        return make_cluster(c.scheduler, c.cluster_config)
-    return None
-
-
-@contextlib.contextmanager
-def connect(compute_config, cluster, announce: Callable[[str], None] | None = None) -> Iterator:
-    """A Client to ``cluster`` (or to the configured address); batch jobs submitted here."""
-    from distributed import Client
-
-    c = compute_config
-    with Client(cluster if cluster is not None else c.scheduler) as client:
-        (announce or log.info)(f"Dask dashboard: {client.dashboard_link}")
-        if c.scheduler in JOBQUEUE_CLASSES:
-            submit_jobs(cluster, client, c)
-        yield client
-
-
-@contextlib.contextmanager
-def open_client(compute_config, announce: Callable[[str], None] | None = None) -> Iterator:
-    """Yield a distributed Client for the configured scheduler, or None for ``sync``/``threads``.
+class Backend:
+    """Runs graphs in this process with Dask's synchronous scheduler (``sync``).
 
     Parameters
     ----------
-    compute_config : bkgdask.config.ComputeConfig
-        ``local`` (a LocalCluster of ``n_workers`` on ``dashboard_address``), a
-        batch system (dask-jobqueue, see :mod:`bkgdask.hpc`), ``tcp://...`` (an
-        existing scheduler), or ``threads``/``sync`` (no client).
+    config : bkgdask.compute.config.ComputeConfig
+        Workers, retries, progress, cluster settings.
     announce : callable, optional
-        Called with the dashboard link once the cluster is up.
+        Receives one-line messages for the user (the dashboard link).
     """
-    if compute_config.scheduler in ("sync", "threads"):
-        yield None
-        return
-    with contextlib.ExitStack() as stack:
-        cluster = start_cluster(compute_config)
-        if cluster is not None:
-            stack.enter_context(cluster)
-        yield stack.enter_context(connect(compute_config, cluster, announce))
+
+    name: ClassVar[str] = "sync"
+    #: Whether graphs run on a distributed scheduler (performance reports need one).
+    distributed: ClassVar[bool] = False
+
+    def __init__(self, config, announce: Callable[[str], None] | None = None):
+        self.config = config
+        self.announce = announce or log.info
+
+    def start(self) -> Backend:
+        """Begin starting what the backend needs, without waiting (nothing here)."""
+        return self
+
+    def prepare(self, n_runs: int) -> None:
+        """Size the backend for ``n_runs`` runs (nothing here)."""
+
+    def compute(self, graphs: Sequence, report: str | Path | None = None) -> list:
+        """Compute delayed objects; only their results come back to this process."""
+        if report is not None:
+            raise SchedulerError(
+                f"a performance report needs a distributed scheduler, not {self.name!r}"
+            )
+        bar = contextlib.nullcontext()
+        if self.config.progress:
+            from dask.diagnostics import ProgressBar
+
+            bar = ProgressBar(out=sys.stderr)
+        with bar:
+            return list(dask.compute(*graphs, **self._dask_options()))
+
+    def _dask_options(self) -> dict:
+        return {"scheduler": "synchronous"}
+
+    def close(self) -> None:
+        """Release what the backend started."""
+
+    def __enter__(self) -> Backend:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ThreadsBackend(Backend):
+    """Runs graphs in this process on a thread pool (``threads``)."""
+
+    name = "threads"
+
+    def _dask_options(self) -> dict:
+        return {"scheduler": "threads", "num_workers": self.config.n_workers or default_workers()}
+
+
+class DistributedBackend(Backend):
+    """Runs graphs through a distributed Client; subclasses say what the client connects to."""
+
+    name = "address"
+    distributed = True
+
+    def __init__(self, config, announce=None):
+        super().__init__(config, announce)
+        self._starting: Future | None = None
+        self._cluster = None
+        self._client = None
+        self._owns_client = True
+
+    @classmethod
+    def of_client(cls, client, config) -> DistributedBackend:
+        """A backend that computes on a Client the caller owns (and closes)."""
+        backend = cls(config)
+        backend._client = client
+        backend._owns_client = False
+        return backend
+
+    def make_cluster(self):
+        """The cluster to connect to (None: connect to the configured address)."""
+        return None
+
+    def start(self) -> DistributedBackend:
+        if self._starting is None:
+            pool = ThreadPoolExecutor(max_workers=1)
+            self._starting = pool.submit(self.make_cluster)
+            pool.shutdown(wait=False)  # the submitted start still runs
+        return self
+
+    @property
+    def cluster(self):
+        """The started cluster (waits for it), or None for an address."""
+        self.start()
+        if self._cluster is None:
+            self._cluster = self._starting.result()
+        return self._cluster
+
+    @property
+    def client(self):
+        """The distributed Client, connected on first use (the dashboard link is announced)."""
+        if self._client is None:
+            from distributed import Client
+
+            target = self.cluster if self.cluster is not None else self.config.scheduler
+            self._client = self.connect(Client, target)
+            self.announce(f"Dask dashboard: {self._client.dashboard_link}")
+            self.after_connect()
+        return self._client
+
+    def connect(self, client_class, target):
+        """A Client of ``target``."""
+        return client_class(target)
+
+    def after_connect(self) -> None:
+        """Hook run once the client is connected (batch systems submit jobs here)."""
+
+    def compute(self, graphs: Sequence, report: str | Path | None = None) -> list:
+        client = self.client
+        with _performance_report(report):
+            futures = client.compute(list(graphs), retries=self.config.retries)
+            if self.config.progress:
+                _StderrProgressBar.run(futures)
+            return client.gather(futures)
+
+    def close(self) -> None:
+        if self._client is not None and self._owns_client:
+            self._client.close()
+        self._client = None
+        if self._starting is not None:
+            if not self._starting.cancel() and self._starting.exception() is None:
+                cluster = self._starting.result()
+                if cluster is not None:
+                    cluster.close()
+            self._starting = None
+            self._cluster = None
+
+
+class LocalBackend(DistributedBackend):
+    """A LocalCluster of single-threaded worker processes on 127.0.0.1 (``local``).
+
+    Without a set number of workers it starts with one (before the heavy
+    imports and the planning) and grows with the number of runs, up to one
+    worker per core.
+    """
+
+    name = "local"
+
+    def make_cluster(self):
+        from distributed import LocalCluster
+
+        with dask.config.set({"distributed.scheduler.worker-saturation": "inf"}):
+            return LocalCluster(
+                n_workers=self.config.n_workers or 1,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=self.config.dashboard_address,
+                preload=["bkgdask.compute.warmup"],
+            )
+
+    def prepare(self, n_runs: int) -> None:
+        if self.config.n_workers is not None:
+            return
+        wanted = min(default_workers(), max(1, -(-n_runs // RUNS_PER_EXTRA_WORKER)))
+        if wanted > len(self.cluster.workers):
+            self.cluster.scale(wanted)
+
+
+class JobqueueBackend(DistributedBackend):
+    """A dask-jobqueue cluster of worker jobs; subclasses name the batch system."""
+
+    #: dask-jobqueue class of the batch system.
+    cluster_class: ClassVar[str]
+
+    def start(self) -> JobqueueBackend:
+        import dask_jobqueue  # noqa: F401 - sets a signal handler: only in the main thread
+
+        return super().start()
+
+    def make_cluster(self):
+        from .hpc import make_cluster
+
+        c = self.config
+        return make_cluster(self.name, self.cluster_class, c.cluster_config, c.log_directory)
+
+    def after_connect(self) -> None:
+        from .hpc import submit_jobs
+
+        submit_jobs(self.cluster, self.client, self.config)
+
+    def job_script(self) -> str:
+        """The batch script each worker job would be submitted with (no job submitted)."""
+        from .hpc import job_script
+
+        return job_script(self.name, self.cluster_class, self.config.cluster_config)
+
+
+class SlurmBackend(JobqueueBackend):
+    name, cluster_class = "slurm", "SLURMCluster"
+
+
+class PbsBackend(JobqueueBackend):
+    name, cluster_class = "pbs", "PBSCluster"
+
+
+class SgeBackend(JobqueueBackend):
+    name, cluster_class = "sge", "SGECluster"
+
+
+class HtcondorBackend(JobqueueBackend):
+    name, cluster_class = "htcondor", "HTCondorCluster"
+
+
+class LsfBackend(JobqueueBackend):
+    name, cluster_class = "lsf", "LSFCluster"
+
+
+#: Backend classes by ``compute.scheduler`` name (an address selects ``address``).
+BACKENDS: dict[str, type[Backend]] = {
+    cls.name: cls
+    for cls in (
+        Backend,
+        ThreadsBackend,
+        LocalBackend,
+        DistributedBackend,
+        SlurmBackend,
+        PbsBackend,
+        SgeBackend,
+        HtcondorBackend,
+        LsfBackend,
+    )
+}
+
+#: The batch systems, by ``--scheduler`` name.
+BATCH_SCHEDULERS = tuple(n for n, c in BACKENDS.items() if issubclass(c, JobqueueBackend))
+
+
+def backend_class(scheduler: str) -> type[Backend]:
+    """The backend class of a ``compute.scheduler`` value (``tcp://...`` is an address)."""
+    if "://" in scheduler:
+        return DistributedBackend
+    try:
+        return BACKENDS[scheduler]
+    except KeyError:
+        raise SchedulerError(f"unknown scheduler {scheduler!r}") from None
+
+
+def make_backend(config, announce: Callable[[str], None] | None = None) -> Backend:
+    """The backend the compute configuration asks for (not started)."""
+    return backend_class(config.scheduler)(config, announce)
 
 
 @contextlib.contextmanager
-def performance_report_to(path: str | Path | None) -> Iterator:
+def _performance_report(path: str | Path | None):
     """Record a Dask performance report with inline resources, written atomically."""
     if path is None:
         yield
@@ -152,13 +305,8 @@ def performance_report_to(path: str | Path | None) -> Iterator:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with performance_report(filename=str(tmp), mode="inline"):
-            yield
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, performance_report(filename=str(tmp), mode="inline"):
+        yield
 
 
 class _StderrProgressBar:
@@ -178,51 +326,3 @@ class _StderrProgressBar:
                     super()._draw_stop(**kwargs)
 
         Bar(futures, complete=True)
-
-
-def compute(
-    graphs: Sequence,
-    client,
-    scheduler: str,
-    n_workers: int | None,
-    progress: bool,
-    retries: int = 0,
-    report: str | Path | None = None,
-) -> list:
-    """Compute delayed objects; only their results come back to this process.
-
-    Parameters
-    ----------
-    graphs : sequence of Delayed
-        Roots to compute (one per group).
-    client : distributed.Client or None
-        Client from :func:`open_client`.
-    scheduler : str
-        ``sync`` or ``threads`` when ``client`` is None.
-    n_workers : int, optional
-        Threads for the ``threads`` scheduler.
-    progress : bool
-        Draw a progress bar on stderr.
-    retries : int
-        Times a failed task is retried (distributed only).
-    report : str or Path, optional
-        Write a Dask performance report (self-contained HTML) here.
-    """
-    if client is not None:
-        with performance_report_to(report):
-            futures = client.compute(list(graphs), retries=retries)
-            if progress:
-                _StderrProgressBar.run(futures)
-            return client.gather(futures)
-    if report is not None:
-        raise BkgdaskError("a performance report needs a distributed scheduler, not " + scheduler)
-    kwargs = {"scheduler": "synchronous" if scheduler == "sync" else "threads"}
-    if scheduler == "threads":
-        kwargs["num_workers"] = n_workers or default_workers()
-    bar = contextlib.nullcontext()
-    if progress:
-        from dask.diagnostics import ProgressBar
-
-        bar = ProgressBar(out=sys.stderr)
-    with bar:
-        return list(dask.compute(*graphs, **kwargs))

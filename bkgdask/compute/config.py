@@ -1,4 +1,4 @@
-"""Where and how a build's graph runs (kept free of astropy, so it loads fast)."""
+"""Where and how a build's graph runs: its configuration (free of astropy, so it loads fast)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-BATCH_SCHEDULERS = ("slurm", "pbs", "sge", "htcondor", "lsf")
 
 
 class Strict(BaseModel):
@@ -53,18 +51,21 @@ class ComputeConfig(Strict):
     jobs: int | None = Field(default=None, ge=1, description="batch: fixed number of jobs")
     adapt: str | None = Field(default=None, description="batch: adaptive jobs, MIN:MAX")
     worker_timeout: float = Field(default=600.0, gt=0, description="batch: s to wait for a worker")
+    log_directory: str | None = Field(
+        default=None, description="batch: folder for the jobs' output files"
+    )
 
     @field_validator("scheduler")
     @classmethod
     def _scheduler(cls, value: str) -> str:
-        if value in ("local", "threads", "sync", *BATCH_SCHEDULERS):
+        from .backends import BACKENDS
+
+        if value in BACKENDS and value != "address":
             return value
         if re.fullmatch(r"(tcp|tls|inproc)://\S+", value):
             return value
-        raise ValueError(
-            "scheduler must be local, threads, sync, slurm, pbs, sge, htcondor, lsf or "
-            f"tcp://HOST:PORT, not {value!r}"
-        )
+        names = ", ".join(n for n in BACKENDS if n != "address")
+        raise ValueError(f"scheduler must be one of {names} or tcp://HOST:PORT, not {value!r}")
 
     @field_validator("adapt")
     @classmethod

@@ -17,23 +17,15 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 from pathlib import Path
 
 import dask
 import yaml
 
-from .errors import BkgdaskError
+from ..errors import ConfigError, SchedulerError
 
 log = logging.getLogger(__name__)
-
-#: ``--scheduler`` value -> dask-jobqueue cluster class.
-JOBQUEUE_CLASSES = {
-    "slurm": "SLURMCluster",
-    "pbs": "PBSCluster",
-    "sge": "SGECluster",
-    "htcondor": "HTCondorCluster",
-    "lsf": "LSFCluster",
-}
 
 
 def load_dask_config(path: str | Path) -> None:
@@ -41,9 +33,9 @@ def load_dask_config(path: str | Path) -> None:
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise BkgdaskError(f"cannot read Dask config {path}: {exc}") from None
+        raise ConfigError(f"cannot read Dask config {path}: {exc}") from None
     if not isinstance(data, dict):
-        raise BkgdaskError(f"Dask config {path}: expected a mapping at the top level")
+        raise ConfigError(f"Dask config {path}: expected a mapping at the top level")
     dask.config.update(dask.config.config, data, priority="new")
 
 
@@ -57,16 +49,13 @@ def parse_adapt(text: str) -> tuple[int, int]:
 
 def _section(scheduler: str, cluster_config: str | None) -> str:
     """The config section to use; a named one is completed from the scheduler's defaults."""
-    if scheduler not in JOBQUEUE_CLASSES:
-        known = ", ".join(JOBQUEUE_CLASSES)
-        raise BkgdaskError(f"unknown batch scheduler {scheduler!r} (known: {known})")
     import dask_jobqueue  # noqa: F401 - registers the jobqueue defaults in dask.config
 
     if not cluster_config or cluster_config == scheduler:
         return scheduler
     site = dask.config.get(f"jobqueue.{cluster_config}", default=None)
     if site is None:
-        raise BkgdaskError(
+        raise ConfigError(
             f"no Dask config section jobqueue.{cluster_config} "
             "(give it in jobqueue.yaml or with --dask-config FILE)"
         )
@@ -75,29 +64,45 @@ def _section(scheduler: str, cluster_config: str | None) -> str:
     return cluster_config
 
 
-def make_cluster(scheduler: str, cluster_config: str | None = None, **kwargs):
+def make_cluster(
+    scheduler: str,
+    cluster_class: str,
+    cluster_config: str | None = None,
+    log_directory: str | None = None,
+    **kwargs,
+):
     """A dask-jobqueue cluster (no jobs submitted yet).
 
     Parameters
     ----------
     scheduler : str
-        ``slurm``, ``pbs``, ``sge``, ``htcondor`` or ``lsf``.
+        ``slurm``, ``pbs``, ``sge``, ``htcondor`` or ``lsf`` (its defaults section).
+    cluster_class : str
+        The dask-jobqueue class, e.g. ``SLURMCluster``.
     cluster_config : str, optional
         Name of a ``jobqueue.<name>`` config section.
+    log_directory : str, optional
+        Folder for the jobs' output files (never the current folder: a
+        temporary one when not given).
     **kwargs
         Passed to the cluster class, overriding the config.
     """
     import dask_jobqueue
 
     section = _section(scheduler, cluster_config)
-    cls = getattr(dask_jobqueue, JOBQUEUE_CLASSES[scheduler])
+    if log_directory is None and not dask.config.get(f"jobqueue.{section}.log-directory", None):
+        log_directory = tempfile.mkdtemp(prefix="bkgdask-jobs-")
+    if log_directory is not None:
+        Path(log_directory).mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("log_directory", str(log_directory))
+    cls = getattr(dask_jobqueue, cluster_class)
     try:
         return cls(config_name=section, **kwargs)
-    except (ValueError, RuntimeError) as exc:
-        raise BkgdaskError(f"{scheduler} cluster from jobqueue.{section}: {exc}") from None
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise ConfigError(f"{scheduler} cluster from jobqueue.{section}: {exc}") from None
 
 
-def job_script(scheduler: str, cluster_config: str | None = None) -> str:
+def job_script(scheduler: str, cluster_class: str, cluster_config: str | None = None) -> str:
     """The batch script each worker job would be submitted with.
 
     The preview's own scheduler listens on the loopback interface (the site's
@@ -105,7 +110,9 @@ def job_script(scheduler: str, cluster_config: str | None = None) -> str:
     worker command is a placeholder; the rest is what would be submitted.
     """
     preview = {"interface": "lo", "dashboard_address": "127.0.0.1:0"}
-    with make_cluster(scheduler, cluster_config, scheduler_options=preview) as cluster:
+    with make_cluster(
+        scheduler, cluster_class, cluster_config, scheduler_options=preview
+    ) as cluster:
         return cluster.job_script()
 
 
@@ -124,7 +131,7 @@ def submit_jobs(cluster, client, compute_config) -> None:
     try:
         client.wait_for_workers(1, timeout=c.worker_timeout)
     except TimeoutError:
-        raise BkgdaskError(
+        raise SchedulerError(
             f"no {c.scheduler} worker joined within {c.worker_timeout:g} s; "
             f"job script:\n{cluster.job_script()}"
         ) from None

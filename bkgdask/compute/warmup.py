@@ -9,26 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .binning import Binning
-from .histogram import labelled_partial
-from .kernel import count_events, hav_edges
+from ..io.runs import RunEvents
+from ..models import get_kind
+from ..models.binning import Binning
 
 
 def warm_up() -> None:
-    """One labelled partial and one pass of the numpy loop on three events."""
-    binning = Binning.default()
+    """One labelled partial of three events with the numpy loop."""
     ones = np.ones(3)
-    counts = count_events(
-        ones,
-        ones,
-        ones,
-        1.0,
-        1.0,
-        binning.energy_edges,
-        hav_edges(binning.offset_edges),
-        compiled=False,
-    )
-    labelled_partial(counts, binning.exposure(1.0), binning, {})
+    events = RunEvents(0, ones, ones, ones, 1.0, 1.0, 1.0, {})
+    get_kind("bkg_2d").chunk(events, Binning.default(), compiled=False)
 
 
 warm_up()

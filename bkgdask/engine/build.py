@@ -1,31 +1,32 @@
-"""The build: select runs, histogram them in parallel, reduce per group, make models."""
+"""The build: select runs, plan per-run tasks and per-group reductions, compute, make models."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from astropy.io import fits
 from astropy.table import Table
 from dask.delayed import Delayed, delayed
 
-from .bundle import bundle_obs_index, merged_hdu_index, model_hdu, to_background2d, write_atomic
-from .cluster import compute, connect, size_local_cluster, start_cluster_soon
-from .config import BuildConfig
-from .errors import BkgdaskError, SelectionError
+from .. import __version__
+from ..compute.backends import Backend, DistributedBackend, make_backend
+from ..config import BuildConfig
+from ..errors import SelectionError
+from ..io.bundle import bundle_obs_index, merged_hdu_index, write_bundle
+from ..io.files import check_output
+from ..io.query import select_rows
+from ..io.runs import RunInput
+from ..io.store import DataStore
+from ..models import Model, ModelKind
+from ..models.binning import Binning
+from ..models.kernel2d import HAVE_NUMBA
 from .grouping import ZENITH, Group, assign_models, group_of, make_groups
-from .histogram import RunBatch, RunInput, histogram_runs
-from .kernel import HAVE_NUMBA
-from .query import select_rows
-from .reduce import combine_partials, tree_reduce
-from .store import DataStore
+from .reduce import tree_reduce
+from .tasks import RunBatch, histogram_runs
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,10 @@ class BuildPlan:
     ----------
     store : DataStore
         The input store.
+    kind : ModelKind
+        The model kind.
+    binning : Binning
+        Its bins.
     groups : list of Group
         All groups, populated or not.
     runs : dict of int to list of RunInput
@@ -49,10 +54,16 @@ class BuildPlan:
     """
 
     store: DataStore
+    kind: ModelKind
+    binning: Binning
     groups: list[Group]
     runs: dict[int, list[RunInput]]
     graphs: dict[int, Delayed]
     values: dict[str, np.ndarray]
+
+    @property
+    def n_runs(self) -> int:
+        return sum(map(len, self.runs.values()))
 
 
 def select_obs_ids(store: DataStore, selection: str | None) -> np.ndarray:
@@ -67,20 +78,8 @@ def select_obs_ids(store: DataStore, selection: str | None) -> np.ndarray:
     return obs_ids
 
 
-def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
-    """Build the task graph without computing anything.
-
-    Each selected run is histogrammed by a ``histogram-<obs_id>`` task (or, for
-    large selections, batches of runs by ``histogram-<first>..<last>`` tasks,
-    see :func:`runs_per_task`); each populated zenith group is reduced by a tree
-    of ``reduce-<group>`` tasks of fan-in ``config.compute.split_every``.
-    """
-    binning = config.binning.to_binning()
-    extra = config.grouping.extra_edges(store.column_units())
-    groups = make_groups(config.grouping.zenith.to_values("deg"), extra)
+def _runs_by_group(store, config, groups, values) -> dict[int, list[RunInput]]:
     selected = select_obs_ids(store, config.selection)
-    values = store.group_values(list(extra))
-    zenith = dict(zip(store.obs_ids.tolist(), values[ZENITH].tolist()))
     row = {int(o): i for i, o in enumerate(store.obs_ids)}
     rows = np.array([row[int(o)] for o in selected], dtype=np.int64)
     home = group_of({c: v[rows] for c, v in values.items()}, groups)
@@ -91,26 +90,44 @@ def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
             outside.size,
             ", ".join(map(str, outside.tolist())),
         )
+    zenith = dict(zip(store.obs_ids.tolist(), values[ZENITH].tolist()))
     group_index = dict(zip(selected.tolist(), home.tolist()))
     runs: dict[int, list[RunInput]] = {}
     for run in store.run_inputs(selected[home >= 0], zenith):
         runs.setdefault(group_index[run.obs_id], []).append(run)
     if not runs:
         raise SelectionError("no selected run falls inside the group edges")
-    graphs = {}
+    return runs
+
+
+def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
+    """Build the task graph without computing anything.
+
+    Each selected run is histogrammed by a ``histogram-<obs_id>`` task (or, for
+    large selections, batches of runs by ``histogram-<first>..<last>`` tasks,
+    see :func:`runs_per_task`); each populated group is reduced by a tree of
+    ``reduce-<group>`` tasks of fan-in ``config.compute.split_every``.
+    """
+    kind, binning = config.kind, config.binning_of_kind()
+    extra = config.grouping.extra_edges(store.column_units())
+    groups = make_groups(config.grouping.zenith.to_values("deg"), extra)
+    values = store.group_values(list(extra))
+    runs = _runs_by_group(store, config, groups, values)
     n_runs = sum(map(len, runs.values()))
     per_task = runs_per_task(config.compute.runs_per_task, n_runs)
     compiled = use_compiled_kernel(config.compute.kernel, n_runs)
+    graphs = {}
     for index, group_runs in sorted(runs.items()):
+        batches = (group_runs[i : i + per_task] for i in range(0, len(group_runs), per_task))
         parts = [
             delayed(histogram_runs, pure=True)(
-                RunBatch(batch), binning, compiled, dask_key_name=_histogram_key(batch)
+                RunBatch(batch), kind, binning, compiled, dask_key_name=_histogram_key(batch)
             )
-            for batch in (group_runs[i : i + per_task] for i in range(0, len(group_runs), per_task))
+            for batch in batches
         ]
         name = f"reduce-{groups[index].label}"
-        graphs[index] = tree_reduce(parts, combine_partials, config.compute.split_every, name)
-    return BuildPlan(store=store, groups=groups, runs=runs, graphs=graphs, values=values)
+        graphs[index] = tree_reduce(parts, kind.combine, config.compute.split_every, name)
+    return BuildPlan(store, kind, binning, groups, runs, graphs, values)
 
 
 def runs_per_task(setting: int | str, n_runs: int) -> int:
@@ -118,6 +135,9 @@ def runs_per_task(setting: int | str, n_runs: int) -> int:
 
     Up to 64 runs every run is its own task; beyond, batches keep the scheduler's
     per-task cost (milliseconds) small against the work (~2 ms per run).
+
+    >>> runs_per_task("auto", 45), runs_per_task("auto", 6000), runs_per_task(3, 10)
+    (1, 64, 3)
     """
     if setting != "auto":
         return int(setting)
@@ -145,6 +165,8 @@ class BuildResult:
     ----------
     store : DataStore
         The input store.
+    kind : ModelKind
+        The model kind built.
     totals : dict of str to xarray.Dataset
         Per group label: summed counts and exposure (s MeV sr).
     groups : dict of str to Group
@@ -156,83 +178,97 @@ class BuildResult:
     """
 
     store: DataStore
+    kind: ModelKind
     totals: dict[str, xr.Dataset]
     groups: dict[str, Group]
     assignment: dict[int, Group]
     summary: dict = field(default_factory=dict)
 
+    def model_hdus(self) -> dict:
+        """Per group label: the model's GADF HDU, with provenance keywords."""
+        hdus = {}
+        for label, total in self.totals.items():
+            group = self.groups[label]
+            hdu = self.kind.to_hdu(total, self.kind.finalize(total))
+            hdu.name = group.hdu_name
+            hdu.header.update(group.header_cards())
+            hdu.header.update(_provenance(total))
+            hdus[label] = hdu
+        return hdus
+
     @property
     def models(self) -> dict:
-        """Per group label: gammapy ``Background2D`` (s-1 MeV-1 sr-1)."""
-        return {label: to_background2d(total) for label, total in self.totals.items()}
+        """Per group label: the gammapy IRF object (``Background2D`` for bkg_2d)."""
+        out = {}
+        for label, hdu in self.model_hdus().items():
+            model: Model = self.kind.from_hdu(hdu.name, hdu.header, hdu.data)
+            out[label] = self.kind.to_gammapy(model)
+        return out
 
     def hdu_index(self, bundle_name: str = "bkg-models.fits.gz") -> Table:
         """The merged HDU index for a bundle file named ``bundle_name``."""
-        return merged_hdu_index(
-            self.store.hdu_index, self.store.file_paths(), self.assignment, bundle_name
-        )
+        rows = {o: (g.hdu_name, self.kind.tag) for o, g in self.assignment.items()}
+        return merged_hdu_index(self.store.hdu_index, self.store.file_paths(), rows, bundle_name)
 
     def obs_index(self) -> Table:
         """The store's obs-index with each run's model (``BKG_HDU``) and use (``BKG_USED``)."""
         used = {int(o) for total in self.totals.values() for o in total.attrs["obs_ids"]}
-        return bundle_obs_index(self.store.obs_index, self.assignment, used)
+        names = {o: g.hdu_name for o, g in self.assignment.items()}
+        return bundle_obs_index(self.store.obs_index, names, used)
 
-    def to_hdulist(self, bundle_name: str) -> fits.HDUList:
-        hdus = [fits.PrimaryHDU()]
-        hdus.append(fits.table_to_hdu(self.hdu_index(bundle_name)))
-        hdus.append(fits.table_to_hdu(self.obs_index()))
-        hdus[-1].name = "OBS_INDEX"
-        hdus[1].name = "HDU_INDEX"
-        for label, total in self.totals.items():
-            hdus.append(model_hdu(self.groups[label], total))
-        return fits.HDUList(hdus)
-
-    def write(self, path: str | Path, overwrite: bool = True) -> Path:
-        """Write the bundle (HDU_INDEX, OBS_INDEX, BKG HDUs) atomically to ``path``.
+    def write(self, path: str | Path) -> Path:
+        """Write the bundle (HDU_INDEX, OBS_INDEX, model HDUs) atomically to ``path``.
 
         Raises
         ------
-        BkgdaskError
-            If ``path`` is inside the input store or is one of its files.
+        OutputError
+            If ``path`` is inside the input store or its folder is not writable.
         """
-        path = Path(path)
-        if self.store.contains(path):
-            raise BkgdaskError(
-                f"refusing to write {path} inside the input store {self.store.base_dir}"
-            )
-        return write_atomic(self.to_hdulist(path.name), path, overwrite=overwrite)
+        path = check_output(path, [self.store.base_dir], "bundle")
+        hdus = list(self.model_hdus().values())
+        return write_bundle(path, self.hdu_index(path.name), self.obs_index(), hdus)
 
 
-def _close_on_exit(stack: contextlib.ExitStack, cluster) -> None:
-    if cluster is not None:
-        stack.enter_context(cluster)
+def _provenance(total: xr.Dataset) -> dict:
+    attrs = total.attrs
+    return {
+        "ZEN_MIN": (attrs["zenith_min"], "[deg] lowest zenith of the runs used"),
+        "ZEN_MAX": (attrs["zenith_max"], "[deg] highest zenith of the runs used"),
+        "NRUNS": (int(attrs["n_runs"]), "number of runs in the model"),
+        "OBSTIME": (float(attrs["observation_time"]), "[s] total observation time"),
+        "NEVENTS": (int(attrs["n_events"]), "events read from the runs"),
+        "NCOUNTS": (int(total["counts"].sum()), "events inside the model bins"),
+        "CREATOR": (f"bkgdask {__version__}", "software that made this model"),
+        "BKGDVER": (__version__, "bkgdask version"),
+    }
 
 
 def build(
     store: str | Path | DataStore,
     config: BuildConfig | None = None,
+    *,
+    backend: Backend | None = None,
     client=None,
-    announce: Callable[[str], None] | None = None,
+    announce=None,
     report: str | Path | None = None,
-    starting: Future | None = None,
 ) -> BuildResult:
-    """Build zenith-grouped background models from a DL3 store.
+    """Build grouped background models from a DL3 store.
 
     Parameters
     ----------
     store : str, Path or DataStore
-        The store folder (with ``hdu-index.fits.gz`` and ``obs-index.fits.gz``).
+        The store (folder, index file or release folder).
     config : BuildConfig, optional
-        Selection, binning, groups and scheduler; defaults to the tutorial's.
+        Selection, model kind, binning, groups and scheduler.
+    backend : Backend, optional
+        Where the graph runs, possibly already starting; closed by the caller.
+        Default: the one ``config.compute`` asks for, closed here.
     client : distributed.Client, optional
-        Use this client instead of starting what ``config.compute.scheduler`` says.
+        Compute on this client instead (it stays open).
     announce : callable, optional
         Receives one-line messages for the user (the dashboard link).
     report : str or Path, optional
         Write a Dask performance report (HTML, works offline) here.
-    starting : concurrent.futures.Future, optional
-        The configured cluster, already starting
-        (:func:`bkgdask.cluster.start_cluster_soon`); closed when the build ends.
 
     Returns
     -------
@@ -240,31 +276,21 @@ def build(
         Models and indexes; nothing is written until ``BuildResult.write``.
     """
     config = config or BuildConfig()
-    opts = config.compute
-    run = {"progress": opts.progress, "retries": opts.retries, "report": report}
     start = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        if starting is None and client is None:
-            # Start the cluster while the indexes are read and the graph is planned.
-            starting = start_cluster_soon(opts)
-        try:
-            if not isinstance(store, DataStore):
-                store = DataStore.open(store)
-            plan = plan_build(store, config)
-        except BaseException:
-            if starting is not None and starting.exception() is None:
-                _close_on_exit(stack, starting.result())
-            raise  # the planning error; a cluster that failed to start too is moot
-        cluster = starting.result() if starting is not None else None
-        _close_on_exit(stack, cluster)
-        if cluster is not None:
-            size_local_cluster(cluster, opts, sum(map(len, plan.runs.values())))
+    owned = None
+    if client is not None:
+        backend = DistributedBackend.of_client(client, config.compute)
+    elif backend is None:
+        backend = owned = make_backend(config.compute, announce).start()
+    try:
+        store = store if isinstance(store, DataStore) else DataStore.open(store)
+        plan = plan_build(store, config)
+        backend.prepare(plan.n_runs)
         keys = sorted(plan.graphs)
-        graphs = [plan.graphs[k] for k in keys]
-        if client is None and opts.scheduler not in ("sync", "threads"):
-            client = stack.enter_context(connect(opts, cluster, announce))
-        scheduler = "distributed" if client is not None else opts.scheduler
-        results = compute(graphs, client, scheduler, opts.n_workers, **run)
+        results = backend.compute([plan.graphs[k] for k in keys], report=report)
+    finally:
+        if owned is not None:
+            owned.close()
     totals = {plan.groups[k].label: total for k, total in zip(keys, results)}
     assignment = assign_models(store.obs_ids, plan.values, plan.groups, set(keys))
     seconds = time.perf_counter() - start
@@ -276,10 +302,5 @@ def build(
         "seconds": seconds,
         "events_per_second": n_events / seconds if seconds > 0 else float("nan"),
     }
-    return BuildResult(
-        store=store,
-        totals=totals,
-        groups={plan.groups[k].label: plan.groups[k] for k in keys},
-        assignment=assignment,
-        summary=summary,
-    )
+    groups = {plan.groups[k].label: plan.groups[k] for k in keys}
+    return BuildResult(store, plan.kind, totals, groups, assignment, summary)

@@ -2,7 +2,7 @@
 
 Every axis has half-open bins ``[lo, hi)``; the groups are the product of the
 axes' bins (e.g. zenith x azimuth). Zenith comes first and is read as
-described in :meth:`bkgdask.store.DataStore.zenith_deg`; further axes are
+described in :meth:`bkgdask.io.store.DataStore.zenith_deg`; further axes are
 obs-index columns (``AZ_PNT``, ``MUONEFF``, ...).
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .binning import check_edges
+from ..models.binning import check_edges
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,6 @@ class GroupAxis:
 
     column: str
     edges: tuple[float, ...]
-
-    @property
-    def short(self) -> str:
-        return "zen" if self.column == ZENITH else self.column.lower()
 
 
 @dataclass(frozen=True)
@@ -76,6 +72,18 @@ class Group:
         for column, lo, hi in self.bounds:
             parts += ["ZEN" if column == ZENITH else column.upper(), _fmt(lo), _fmt(hi)]
         return "_".join(parts)
+
+    def header_cards(self) -> dict:
+        """Header keywords of its edges: ``ZEN_LO``, ``ZEN_HI``, ``GRPkCOL``, ``GRPkLO``, ``GRPkHI``."""
+        cards = {
+            "ZEN_LO": (self.zenith_lo, "[deg] zenith group lower edge (inclusive)"),
+            "ZEN_HI": (self.zenith_hi, "[deg] zenith group upper edge (exclusive)"),
+        }
+        for k, (column, lo, hi) in enumerate(self.bounds[1:], start=1):
+            cards[f"GRP{k}COL"] = (column, f"obs-index column of grouping axis {k}")
+            cards[f"GRP{k}LO"] = (lo, f"{column} lower edge (inclusive)")
+            cards[f"GRP{k}HI"] = (hi, f"{column} upper edge (exclusive)")
+        return cards
 
     def distance(self, values: dict[str, float]) -> float:
         """Distance of a run to the group in bin widths per axis (0 inside); inf if unknown."""

@@ -1,144 +1,45 @@
-"""Client side: models as gammapy ``Background2D``, the merged HDU index, the bundle file."""
+"""The bundle file: HDU index, OBS_INDEX and model HDUs, written atomically and read back."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-import astropy.units as u
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
-from . import __version__
-from .grouping import Group
-from .reduce import background_rate
-
-RATE_UNIT = "s-1 MeV-1 sr-1"
-
-
-def to_background2d(total):
-    """A group's summed counts and exposure -> gammapy ``Background2D``.
-
-    Parameters
-    ----------
-    total : xarray.Dataset
-        Output of the group's reduction (counts, exposure, edges as coords).
-
-    Returns
-    -------
-    gammapy.irf.Background2D
-        Rate in s-1 MeV-1 sr-1 over reconstructed energy (TeV) and offset (deg).
-    """
-    from gammapy.irf import Background2D
-    from gammapy.maps import MapAxis
-
-    e_edges = np.append(total["energy_lo"].values, total["energy_hi"].values[-1])
-    o_edges = np.append(total["offset_lo"].values, total["offset_hi"].values[-1])
-    energy_axis = MapAxis.from_energy_edges(e_edges * u.TeV)
-    offset_axis = MapAxis.from_edges(o_edges * u.deg, name="offset")
-    rate = background_rate(total)
-    return Background2D(axes=[energy_axis, offset_axis], data=rate.values, unit=RATE_UNIT)
-
-
-GADF_BKG_2D = {
-    "HDUCLASS": "GADF",
-    "HDUDOC": "https://github.com/open-gamma-ray-astro/gamma-astro-data-formats",
-    "HDUVERS": "0.2",
-    "HDUCLAS1": "RESPONSE",
-    "HDUCLAS2": "BKG",
-    "HDUCLAS3": "FULL-ENCLOSURE",
-    "HDUCLAS4": "BKG_2D",
-}
-
-
-def bkg_2d_hdu(energy_edges, offset_edges, rate) -> fits.BinTableHDU:
-    """A GADF BKG_2D table HDU (as gammapy writes it), without importing gammapy.
-
-    Parameters
-    ----------
-    energy_edges : numpy.ndarray
-        Reconstructed energy edges, TeV.
-    offset_edges : numpy.ndarray
-        Offset edges, deg.
-    rate : numpy.ndarray
-        s-1 MeV-1 sr-1, shape (n_energy, n_offset).
-    """
-    n_e, n_o = len(energy_edges) - 1, len(offset_edges) - 1
-
-    def column(name, values, unit, dim):
-        values = np.asarray(values, dtype=np.float64)[None, ...]
-        return fits.Column(name, f"{values[0].size}D", unit=unit, dim=dim, array=values)
-
-    columns = [
-        column("ENERG_LO", energy_edges[:-1], "TeV", f"({n_e})"),
-        column("ENERG_HI", energy_edges[1:], "TeV", f"({n_e})"),
-        column("THETA_LO", offset_edges[:-1], "deg", f"({n_o})"),
-        column("THETA_HI", offset_edges[1:], "deg", f"({n_o})"),
-        # GADF axis order: the FITS array is (offset, energy), energy fastest.
-        column("BKG", np.asarray(rate).T, "MeV-1 s-1 sr-1", f"({n_e},{n_o})"),
-    ]
-    hdu = fits.BinTableHDU.from_columns(columns)
-    hdu.header.update(GADF_BKG_2D)
-    return hdu
-
-
-def model_hdu(group: Group, total) -> fits.BinTableHDU:
-    """The GADF BKG_2D HDU of one group, with provenance keywords."""
-    e_edges = np.append(total["energy_lo"].values, total["energy_hi"].values[-1])
-    o_edges = np.append(total["offset_lo"].values, total["offset_hi"].values[-1])
-    hdu = bkg_2d_hdu(e_edges, o_edges, background_rate(total).values)
-    hdu.name = group.hdu_name
-    header = hdu.header
-    header["ZEN_LO"] = (group.zenith_lo, "[deg] zenith group lower edge (inclusive)")
-    header["ZEN_HI"] = (group.zenith_hi, "[deg] zenith group upper edge (exclusive)")
-    for k, (column, lo, hi) in enumerate(group.bounds[1:], start=1):
-        header[f"GRP{k}COL"] = (column, f"obs-index column of grouping axis {k}")
-        header[f"GRP{k}LO"] = (lo, f"{column} lower edge (inclusive)")
-        header[f"GRP{k}HI"] = (hi, f"{column} upper edge (exclusive)")
-    header["ZEN_MIN"] = (total.attrs["zenith_min"], "[deg] lowest zenith of the runs used")
-    header["ZEN_MAX"] = (total.attrs["zenith_max"], "[deg] highest zenith of the runs used")
-    header["NRUNS"] = (int(total.attrs["n_runs"]), "number of runs in the model")
-    header["OBSTIME"] = (float(total.attrs["observation_time"]), "[s] total observation time")
-    header["NEVENTS"] = (int(total.attrs["n_events"]), "events read from the runs")
-    header["NCOUNTS"] = (int(total["counts"].sum()), "events inside the model bins")
-    header["CREATOR"] = (f"bkgdask {__version__}", "software that made this model")
-    header["BKGDVER"] = (__version__, "bkgdask version")
-    return hdu
-
-
-def _strip(column) -> list[str]:
-    if hasattr(column, "filled"):
-        column = column.filled("")
-    return [str(v).strip() for v in column]
+from ..errors import BkgdaskError
+from .files import write_fits_atomic
+from .gadf import string_column
 
 
 def merged_hdu_index(
-    hdu_index: Table, file_paths: np.ndarray, assignment: dict[int, Group], bundle_name: str
+    hdu_index: Table,
+    file_paths: np.ndarray,
+    assignment: dict[int, tuple[str, str]],
+    bundle_name: str,
 ) -> Table:
     """The store's HDU index with absolute file paths and one ``bkg`` row per observation.
 
     Existing ``bkg`` rows are dropped; every observation in ``assignment``
-    gets a ``bkg_2d`` row pointing at its group's HDU in the bundle itself
-    (``FILE_DIR = '.'``, so the bundle may be moved as long as the store is
-    not).
+    (obs_id -> (HDU name, HDU class such as ``bkg_2d``)) gets a ``bkg`` row
+    pointing at its model in the bundle itself (``FILE_DIR = '.'``, so the
+    bundle may be moved as long as the store is not).
     """
-    types = np.char.lower(np.array(_strip(hdu_index["HDU_TYPE"]), dtype=str))
+    types = np.char.lower(string_column(hdu_index["HDU_TYPE"]))
     keep = types != "bkg"
     paths = [Path(p) for p in np.asarray(file_paths)[keep]]
     rows = {
         "OBS_ID": np.asarray(hdu_index["OBS_ID"], dtype=np.int64)[keep].tolist(),
-        "HDU_TYPE": np.array(_strip(hdu_index["HDU_TYPE"]))[keep].tolist(),
-        "HDU_CLASS": np.array(_strip(hdu_index["HDU_CLASS"]))[keep].tolist(),
+        "HDU_TYPE": string_column(hdu_index["HDU_TYPE"])[keep].tolist(),
+        "HDU_CLASS": string_column(hdu_index["HDU_CLASS"])[keep].tolist(),
         "FILE_DIR": [str(p.parent) for p in paths],
         "FILE_NAME": [p.name for p in paths],
-        "HDU_NAME": np.array(_strip(hdu_index["HDU_NAME"]))[keep].tolist(),
+        "HDU_NAME": string_column(hdu_index["HDU_NAME"])[keep].tolist(),
     }
     for obs_id in sorted(assignment):
-        for column, value in zip(
-            rows, (obs_id, "bkg", "bkg_2d", ".", bundle_name, assignment[obs_id].hdu_name)
-        ):
+        hdu_name, hdu_class = assignment[obs_id]
+        for column, value in zip(rows, (obs_id, "bkg", hdu_class, ".", bundle_name, hdu_name)):
             rows[column].append(value)
     table = Table(rows)
     table["OBS_ID"] = table["OBS_ID"].astype(np.int64)
@@ -149,35 +50,40 @@ def merged_hdu_index(
     return table
 
 
-def bundle_obs_index(obs_index: Table, assignment: dict[int, Group], used: set[int]) -> Table:
+def bundle_obs_index(obs_index: Table, hdu_names: dict[int, str], used: set[int]) -> Table:
     """The store's obs-index plus ``BKG_HDU`` (each run's model) and ``BKG_USED`` (in a model)."""
     table = obs_index.copy()
-    table["BKG_HDU"] = [assignment[int(o)].hdu_name for o in table["OBS_ID"]]
+    table["BKG_HDU"] = [hdu_names[int(o)] for o in table["OBS_ID"]]
     table["BKG_USED"] = [int(o) in used for o in table["OBS_ID"]]
     table.meta["EXTNAME"] = "OBS_INDEX"
     return table
 
 
-def write_atomic(hdus: fits.HDUList, path: str | Path, overwrite: bool = True) -> Path:
-    """Write ``hdus`` to ``path`` via a temporary file in the same folder and a rename.
+def write_bundle(path: str | Path, hdu_index: Table, obs_index: Table, models: list) -> Path:
+    """Write HDU_INDEX, OBS_INDEX and the model HDUs to ``path`` atomically."""
+    index_hdu = fits.table_to_hdu(hdu_index)
+    index_hdu.name = "HDU_INDEX"
+    obs_hdu = fits.table_to_hdu(obs_index)
+    obs_hdu.name = "OBS_INDEX"
+    return write_fits_atomic(fits.HDUList([fits.PrimaryHDU(), index_hdu, obs_hdu, *models]), path)
 
-    Readers never see a partial file, and a failed write leaves any existing
-    ``path`` untouched. A ``.gz`` suffix gzip-compresses.
-    """
+
+def read_bundle_hdus(path: str | Path) -> tuple[dict[str, tuple[fits.Header, object]], Table]:
+    """The model HDUs of a bundle (name -> (header, table data)) and its OBS_INDEX."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists (use overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".fits", dir=path.parent)
-    os.close(fd)
     try:
-        hdus.writeto(tmp, overwrite=True)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        with fits.open(path) as hdus:
+            names = [h.name for h in hdus]
+            if "OBS_INDEX" not in names:
+                raise BkgdaskError(f"{path} is not a bkgdask bundle (no OBS_INDEX HDU)")
+            obs_index = Table.read(hdus["OBS_INDEX"])
+            models = {
+                h.name: (h.header.copy(), h.data.copy())
+                for h in hdus
+                if str(h.header.get("HDUCLAS2", "")).strip() == "BKG"
+            }
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise BkgdaskError(f"cannot read bundle {path}: {exc}") from exc
+    if "BKG_USED" not in obs_index.colnames:
+        raise BkgdaskError(f"{path} is not a bkgdask bundle (OBS_INDEX has no BKG_USED)")
+    return models, obs_index

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
-from bkgdask.errors import SelectionError
+from ..errors import SelectionError
 
 __all__ = ["select_rows", "validate_expression"]
 

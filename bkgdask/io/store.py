@@ -10,20 +10,15 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from .errors import RunError, StoreError
-from .fitsread import INFLATE_ERRORS, FitsFormatError, read_header
-from .histogram import RunInput
+from ..errors import RunError, StoreError
+from .fitsread import read_header
+from .gadf import HDU_INDEX_COLUMNS, string_column
+from .runs import READ_ERRORS, RunInput, read_failure
 
 log = logging.getLogger(__name__)
 
 HDU_INDEX_NAMES = ("hdu-index.fits.gz", "hdu-index.fits")
 OBS_INDEX_NAMES = ("obs-index.fits.gz", "obs-index.fits")
-HDU_INDEX_COLUMNS = ("OBS_ID", "HDU_TYPE", "HDU_CLASS", "FILE_DIR", "FILE_NAME", "HDU_NAME")
-
-
-def gammapy_data_dir() -> Path:
-    """``$GAMMAPY_DATA``, or ``../shared/data`` (relative to the working directory) if unset."""
-    return Path(os.environ.get("GAMMAPY_DATA") or "../shared/data")
 
 
 def _find(base_dir: Path, names: tuple[str, ...], what: str) -> Path:
@@ -31,13 +26,6 @@ def _find(base_dir: Path, names: tuple[str, ...], what: str) -> Path:
         if (base_dir / name).is_file():
             return base_dir / name
     raise StoreError(f"no {what} ({' or '.join(names)}) in {base_dir}")
-
-
-def _strings(column) -> np.ndarray:
-    """A FITS string column as stripped str, masked entries as ''."""
-    if hasattr(column, "filled"):
-        column = column.filled("")
-    return np.char.strip(np.asarray(column).astype(str))
 
 
 def _read_index(path: Path, what: str) -> Table:
@@ -97,8 +85,8 @@ class DataStore:
         """Absolute, normalised path of every HDU-index row's file (computed once)."""
         if self._file_paths is None:
             base = str(self.base_dir)
-            file_dir = _strings(self.hdu_index["FILE_DIR"])
-            file_name = _strings(self.hdu_index["FILE_NAME"])
+            file_dir = string_column(self.hdu_index["FILE_DIR"])
+            file_name = string_column(self.hdu_index["FILE_NAME"])
             paths = [
                 os.path.normpath(os.path.join(base, d, n)) for d, n in zip(file_dir, file_name)
             ]
@@ -107,10 +95,10 @@ class DataStore:
 
     def hdu_locations(self, hdu_type: str) -> dict[int, tuple[str, str]]:
         """obs_id -> (absolute file path, HDU name) for one HDU type."""
-        types = np.char.lower(_strings(self.hdu_index["HDU_TYPE"]))
+        types = np.char.lower(string_column(self.hdu_index["HDU_TYPE"]))
         rows = np.flatnonzero(types == hdu_type)
         paths = self.file_paths()
-        names = _strings(self.hdu_index["HDU_NAME"])
+        names = string_column(self.hdu_index["HDU_NAME"])
         obs = np.asarray(self.hdu_index["OBS_ID"], dtype=np.int64)
         return {int(obs[i]): (paths[i], names[i]) for i in rows}
 
@@ -147,10 +135,8 @@ class DataStore:
         path, hdu = events[obs_id]
         try:
             header = read_header(path, hdu)
-        except FileNotFoundError:
-            raise RunError(obs_id, path, "file not found") from None
-        except (FitsFormatError, OSError, ValueError, *INFLATE_ERRORS) as exc:
-            raise RunError(obs_id, path, f"cannot read header: {exc}") from exc
+        except READ_ERRORS as exc:
+            raise read_failure(obs_id, path, exc) from exc
         for key, convert in (("ZEN_PNT", lambda v: v), ("ALT_PNT", lambda v: 90.0 - v)):
             value = header.get(key)
             if isinstance(value, (int, float)) and np.isfinite(value):

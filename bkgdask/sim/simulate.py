@@ -1,14 +1,14 @@
 """Simulate off-run DL3 data stores whose background is known exactly.
 
 Every run is one Dask task (``simulate-<obs_id>``) that draws its pointing and
-events from :class:`~bkgdask.truth.TruthModel` with its own random generator,
+events from :class:`~bkgdask.sim.truth.TruthModel` with its own random generator,
 ``SeedSequence(seed, spawn_key=(obs_id,))``, writes its event file and returns
 only its index rows. The store is therefore the same, byte for byte, whatever
 the scheduler or the number of workers. The client writes the obs-index and
 HDU index last, next to ``truth.yaml`` (the model) and ``simulation.yaml``
 (this configuration)::
 
-    from bkgdask.simulate import SimulationConfig, simulate_store
+    from bkgdask.sim.simulate import SimulationConfig, simulate_store
     simulate_store("sim", SimulationConfig(n_obs=200, seed=1), scheduler="local")
 """
 
@@ -22,7 +22,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .cluster import compute, local_cluster
+from ..compute.backends import DistributedBackend, make_backend
+from ..compute.config import ComputeConfig
+from ..errors import OutputError
 from .store_writer import RunRows, RunSpec, events_from_offsets, write_indexes, write_run
 from .truth import TRUTH_FILE, TruthModel
 
@@ -182,7 +184,7 @@ def simulation_tasks(outdir: str | Path, config: SimulationConfig) -> list:
     -------
     list of dask.delayed.Delayed
         Task ``simulate-<obs_id>`` per run, in OBS_ID order; each computes to the
-        run's :class:`~bkgdask.store_writer.RunRows`. Nothing is written until computed.
+        run's :class:`~bkgdask.sim.store_writer.RunRows`. Nothing is written until computed.
     """
     outdir = str(Path(outdir).absolute())
     task = dask.delayed(_simulate_and_write, pure=True)
@@ -195,12 +197,12 @@ def simulation_tasks(outdir: str | Path, config: SimulationConfig) -> list:
 def _check_empty(outdir: Path) -> None:
     """Refuse a folder that already holds a store or run files."""
     if any((outdir / f"hdu-index.{ext}").exists() for ext in ("fits.gz", "fits")):
-        raise FileExistsError(f"{outdir} already contains an HDU index")
+        raise OutputError(f"{outdir} already contains an HDU index")
     data = outdir / "data"
     if data.is_dir() and any(data.iterdir()):
-        raise FileExistsError(f"{data} is not empty")
+        raise OutputError(f"{data} is not empty")
     if data.exists() and not data.is_dir():
-        raise FileExistsError(f"{data} exists and is not a folder")
+        raise OutputError(f"{data} exists and is not a folder")
 
 
 def simulate_store(
@@ -244,7 +246,7 @@ def simulate_store(
 
     Raises
     ------
-    FileExistsError
+    OutputError
         If ``outdir`` already holds an HDU index, or ``outdir/data`` holds any file.
     ValueError
         If ``scheduler`` is unknown.
@@ -255,11 +257,15 @@ def simulate_store(
     _check_empty(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     tasks = simulation_tasks(outdir, config)
-    if client is None and scheduler == "local":
-        with local_cluster(n_workers, "127.0.0.1:0") as local:
-            rows = compute(tasks, local, scheduler, n_workers, progress)
+    compute = ComputeConfig(
+        scheduler=scheduler, n_workers=n_workers, progress=progress, dashboard_address="127.0.0.1:0"
+    )
+    if client is not None:
+        backend = DistributedBackend.of_client(client, compute)
     else:
-        rows = compute(tasks, client, scheduler, n_workers, progress)
+        backend = make_backend(compute)
+    with backend:
+        rows = backend.compute(tasks)
     config.truth.write(outdir / TRUTH_FILE)
     config.write(outdir / SIMULATION_FILE)
     return write_indexes(outdir, rows)

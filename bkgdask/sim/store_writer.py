@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 from numpy.typing import ArrayLike
+
+from ..io.files import write_bytes_atomic
 
 __all__ = ["OBS_INDEX_COLUMNS", "RunRows", "RunSpec", "events_from_offsets",
            "write_indexes", "write_run", "write_store"]  # fmt: skip
@@ -206,25 +206,14 @@ def _run_hdus(run: RunSpec, gti: np.ndarray, time: np.ndarray) -> fits.HDUList:
 
 
 def _write_atomic(hdul: fits.HDUList, path: Path, compress: bool) -> int:
-    """Write ``hdul`` to ``path`` via a temporary file and ``os.replace``; return size."""
+    """Write ``hdul`` to ``path`` atomically; return the file's size."""
     buffer = io.BytesIO()
     hdul.writeto(buffer)
     data = buffer.getvalue()
     if compress:
         # level 6 (gzip's default): as small as 9 on event data, 8x faster; mtime=0: byte-identical
         data = gzip.compress(data, compresslevel=6, mtime=0)
-    # open(..., "xb") rather than mkstemp: the file gets umask permissions, not 0600.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return len(data)
+    return write_bytes_atomic(data, path)
 
 
 @dataclass(frozen=True)

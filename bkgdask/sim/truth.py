@@ -27,7 +27,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-TEV_TO_MEV = 1e6
+from ..models.binning import TEV_TO_MEV
+
 TRUTH_FILE = "truth.yaml"
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(24)
 _MAX_STEP = 0.05  # widest ln(E) interval integrated by one Gauss-Legendre rule

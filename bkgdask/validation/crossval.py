@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from ..config import BuildConfig
-from ..histogram import histogram_run
-from ..store import DataStore
-from .bundle_models import BundleModel
+from ..engine.build import build
+from ..engine.tasks import histogram_run
+from ..io.store import DataStore
+from ..models import Model, get_kind
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +24,15 @@ def folds(obs_ids, k: int) -> list[list[int]]:
     return [ids[i::k] for i in range(k)]
 
 
-def config_like(models: dict[str, BundleModel], scheduler: str = "sync") -> BuildConfig:
+def config_like(models: dict[str, Model], scheduler: str = "sync") -> BuildConfig:
     """A build config with the binning and zenith groups of a bundle's models."""
     first = next(iter(models.values()))
     zenith = sorted({m.zenith_lo for m in models.values()} | {m.zenith_hi for m in models.values()})
     return BuildConfig.validated(
         {
             "binning": {
-                "energy": {"edges": first.binning.energy_edges.tolist(), "unit": "TeV"},
-                "offset": {"edges": first.binning.offset_edges.tolist(), "unit": "deg"},
+                "energy": {"edges": first.binning["energy"].tolist(), "unit": "TeV"},
+                "offset": {"edges": first.binning["offset"].tolist(), "unit": "deg"},
             },
             "grouping": {"zenith": {"edges": zenith, "unit": "deg"}},
             "compute": {"scheduler": scheduler, "progress": False},
@@ -42,15 +43,15 @@ def config_like(models: dict[str, BundleModel], scheduler: str = "sync") -> Buil
 def exact_ratio(store: DataStore, obs_id: int, zenith: float, rate, binning, offset_max: float):
     """Observed / predicted counts of one run in the model's own bins (offset <= offset_max)."""
     (run,) = store.run_inputs([obs_id], {obs_id: zenith})
-    partial = histogram_run(run, binning)
-    inside = binning.offset_edges[1:] <= offset_max + 1e-9
+    partial = histogram_run(run, get_kind("bkg_2d"), binning)
+    inside = binning["offset"][1:] <= offset_max + 1e-9
     counts = float(partial["counts"].values[:, inside].sum())
     predicted = float((rate * partial["exposure"].values)[:, inside].sum())
     return counts, predicted
 
 
 def cross_validate(
-    store: DataStore, models: dict[str, BundleModel], k: int, workdir: Path, offset_max: float = 2.0
+    store: DataStore, models: dict[str, Model], k: int, workdir: Path, offset_max: float = 2.0
 ) -> tuple[list[dict], dict[int, Path]]:
     """Per held-out run: observed/predicted counts from models built without its fold.
 
@@ -58,7 +59,7 @@ def cross_validate(
     ----------
     store : DataStore
         The store the bundle was built from.
-    models : dict of str to BundleModel
+    models : dict of str to Model
         The bundle's models; their runs are the ones folded.
     k : int
         Number of folds.
@@ -74,8 +75,6 @@ def cross_validate(
     bundles : dict of int to Path
         obs_id -> the fold bundle that predicts it.
     """
-    from .. import pipeline
-
     config = config_like(models)
     obs_ids = sorted(o for m in models.values() for o in m.obs_ids)
     zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))
@@ -83,7 +82,7 @@ def cross_validate(
     for index, held_out in enumerate(folds(obs_ids, k)):
         train = sorted(set(obs_ids) - set(held_out))
         fold_config = config.updated({"selection": f"OBS_ID in {train}"})
-        result = pipeline.build(store, fold_config)
+        result = build(store, fold_config)
         path = result.write(workdir / f"fold-{index}.fits.gz")
         for obs_id in held_out:
             group = result.assignment[obs_id]

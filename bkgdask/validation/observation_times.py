@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ..errors import RunError
-from ..fitsread import INFLATE_ERRORS, FitsFormatError, read_tables
-from ..histogram import observation_time_s
-from ..store import DataStore
+from ..io.fitsread import read_tables
+from ..io.runs import READ_ERRORS, observation_time_s, read_failure
+from ..io.store import DataStore
 
 
 def observation_times(store: DataStore, obs_ids) -> dict[int, float]:
@@ -18,6 +18,6 @@ def observation_times(store: DataStore, obs_ids) -> dict[int, float]:
         path, hdu = gtis[obs_id]
         try:
             out[obs_id] = observation_time_s(read_tables(path, {hdu: ["START", "STOP"]})[hdu])
-        except (FitsFormatError, OSError, ValueError, *INFLATE_ERRORS) as exc:
-            raise RunError(obs_id, path, f"cannot read GTI: {exc}") from exc
+        except READ_ERRORS as exc:
+            raise read_failure(obs_id, path, exc) from exc
     return out

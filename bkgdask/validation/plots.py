@@ -6,19 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..plotting import pyplot
 
 
 def significance_histogram(values: dict[str, np.ndarray], path: Path) -> Path:
     """Significance distributions (one per model) against N(0, 1)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     bins = np.linspace(-6, 6, 61)
     for label, data in values.items():
@@ -47,7 +40,7 @@ def significance_histogram(values: dict[str, np.ndarray], path: Path) -> Path:
 
 def pulls(comparison, path: Path) -> Path:
     """Pull image (energy x offset) and pull histogram of one model against the truth."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     image = left.imshow(
         comparison.pulls.T, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-4, vmax=4
@@ -72,7 +65,7 @@ def pulls(comparison, path: Path) -> Path:
 
 def ratios(rows: dict[str, list[dict]], key: str, path: Path, xlabel: str = "zenith (deg)") -> Path:
     """Per-run observed/predicted ratios (or norms) against zenith, one series per model."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, series in rows.items():
         x = [r["zenith"] for r in series]

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.build import select_obs_ids
 from ..errors import BkgdaskError
-from ..pipeline import select_obs_ids
-from ..store import DataStore
-from ..truth import TRUTH_FILE, TruthModel
+from ..io.store import DataStore
+from ..models import read_models
+from ..sim.truth import TRUTH_FILE, TruthModel
 from . import plots
-from .bundle_models import read_bundle
 from .crossval import cross_validate, ratio_summary
 from .runs import RunValidationSettings, significance_summary, validate_run
 from .truth_check import compare_bundle_to_truth
@@ -140,7 +140,7 @@ def run_validation(request: ValidationRequest) -> dict:
     """Run every check the request asks for; write the report; return its numbers."""
     outdir = Path(request.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    models, _ = read_bundle(request.bundle)
+    models, _ = read_models(request.bundle)
     if not models:
         raise BkgdaskError(f"{request.bundle} holds no BKG models")
     store = DataStore.open(request.store)

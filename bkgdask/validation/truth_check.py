@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from ..store import DataStore
-from ..truth import TruthModel
-from .bundle_models import BundleModel
+from ..io.store import DataStore
+from ..models import Model
+from ..sim.truth import TruthModel
 from .observation_times import observation_times
 
 
@@ -63,7 +63,7 @@ class TruthComparison:
 
 
 def compare_to_truth(
-    model: BundleModel,
+    model: Model,
     truth: TruthModel,
     zenith: dict[int, float],
     time: dict[int, float],
@@ -73,7 +73,7 @@ def compare_to_truth(
 
     Parameters
     ----------
-    model : BundleModel
+    model : Model
         The model (its runs in ``model.obs_ids``).
     truth : TruthModel
         The simulator's rate.
@@ -85,18 +85,18 @@ def compare_to_truth(
     zen = np.array([zenith[o] for o in model.obs_ids])
     seconds = np.array([time[o] for o in model.obs_ids])
     b = model.binning
-    expected = truth.expected_counts(b.energy_edges, b.offset_edges, zen, seconds)
+    expected = truth.expected_counts(b["energy"], b["offset"], zen, seconds)
     counts = model.counts
     used = expected >= min_expected
     chi2 = float((((counts - expected) ** 2) / expected)[used].sum())
     ndf = int(used.sum())
     return TruthComparison(
-        model.hdu_name, counts, expected, used, chi2, ndf, float(stats.chi2.sf(chi2, ndf))
+        model.name, counts, expected, used, chi2, ndf, float(stats.chi2.sf(chi2, ndf))
     )
 
 
 def compare_bundle_to_truth(
-    models: dict[str, BundleModel], store: DataStore, truth: TruthModel, min_expected: float = 10.0
+    models: dict[str, Model], store: DataStore, truth: TruthModel, min_expected: float = 10.0
 ) -> list[TruthComparison]:
     """Every model of a bundle against the truth, runs' zenith and time from the store."""
     zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))

@@ -1,0 +1,1 @@
+"""Where a graph runs: backends (in-process, LocalCluster, scheduler address, batch systems)."""

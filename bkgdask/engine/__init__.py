@@ -1,0 +1,1 @@
+"""The build: per-run tasks, grouping, tree reduction, plan and result."""

@@ -1,0 +1,1 @@
+"""Files in and out: lean FITS reader, data store, run selection, GADF names, the bundle."""

@@ -1,0 +1,213 @@
+"""What a model kind is: axes, per-run chunk, combine, finalize, its GADF HDU out and back in.
+
+A kind is one object, in the spirit of flox's ``Aggregation(chunk=, combine=,
+finalize=)`` and of gammapy's IRF classes (``tag``, ``from_table``/``to_table``):
+
+* ``binning(config)``: its axes from the binning configuration;
+* ``chunk(events, binning)``: one run's counts and exposure (s MeV sr);
+* ``combine(parts)``: partial sums, additive (shared by all kinds);
+* ``finalize(total)``: counts and exposure to a rate, s-1 MeV-1 sr-1;
+* ``to_hdu(...)`` / ``from_hdu(hdu)``: the GADF HDU, written and read back;
+* ``image_dims``: the two axes plotting draws as an image.
+
+A new kind is one module defining a subclass and one :func:`register` call.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import xarray as xr
+
+from .binning import Binning
+
+RATE_UNIT = "s-1 MeV-1 sr-1"
+
+#: Run bookkeeping summed by :meth:`ModelKind.combine`.
+ADDITIVE_ATTRS = ("observation_time", "n_events", "n_runs")
+
+
+@dataclass
+class Model:
+    """One model as stored in a bundle, read back.
+
+    Attributes
+    ----------
+    name : str
+        ``EXTNAME`` of its HDU.
+    kind : ModelKind
+        Its kind.
+    binning : Binning
+        Its bins (TeV, deg).
+    rate : numpy.ndarray
+        s-1 MeV-1 sr-1, shape ``binning.shape``.
+    header : dict
+        Header keywords (provenance: ``OBSTIME`` s, ``ZEN_LO``/``ZEN_HI`` deg, ...).
+    obs_ids : list of int
+        Runs the model was built from.
+    """
+
+    name: str
+    kind: ModelKind
+    binning: Binning
+    rate: np.ndarray
+    header: dict
+    obs_ids: list[int] = field(default_factory=list)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """Counts the model predicts for its own runs: rate x exposure per bin."""
+        return self.rate * self.kind.exposure(self.binning, self.observation_time)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Counts of the model's runs per bin (rate x exposure, rounded, for a raw model)."""
+        return np.rint(self.predicted)
+
+    @property
+    def observation_time(self) -> float:
+        return float(self.header["OBSTIME"])
+
+    @property
+    def zenith_lo(self) -> float:
+        return float(self.header["ZEN_LO"])
+
+    @property
+    def zenith_hi(self) -> float:
+        return float(self.header["ZEN_HI"])
+
+
+class ModelKind:
+    """Base class of model kinds; subclasses set the class attributes and the marked methods."""
+
+    #: HDU_CLASS of the HDU index (``bkg_2d``) and key of the registry.
+    tag: ClassVar[str]
+    #: ``HDUCLAS4`` of its HDU (``BKG_2D``).
+    hdu_class: ClassVar[str]
+    #: Axes of the binning, energy first.
+    dims: ClassVar[tuple[str, ...]]
+    #: Two axes plotting draws as an image.
+    image_dims: ClassVar[tuple[str, str]]
+
+    def binning(self, config) -> Binning:
+        """The kind's axes from a :class:`bkgdask.config.BinningConfig` (subclass)."""
+        raise NotImplementedError
+
+    def solid_angles_sr(self, binning: Binning) -> np.ndarray:
+        """Solid angle of each spatial bin, sr, shape ``binning.shape[1:]`` (subclass)."""
+        raise NotImplementedError
+
+    def count(self, events, binning: Binning, compiled: bool | None) -> np.ndarray:
+        """Counts of one run's events (int64, ``binning.shape``) (subclass)."""
+        raise NotImplementedError
+
+    def to_hdu(self, total: xr.Dataset, rate: np.ndarray):
+        """The GADF HDU of a summed partial and its rate (subclass)."""
+        raise NotImplementedError
+
+    def from_hdu(self, name: str, header, data) -> Model:
+        """A model from its HDU's header and table data (subclass)."""
+        raise NotImplementedError
+
+    def to_gammapy(self, model: Model):
+        """The gammapy IRF object of a model (subclass)."""
+        raise NotImplementedError
+
+    # -- shared by every kind ------------------------------------------------------------
+
+    def exposure(self, binning: Binning, observation_time_s: float) -> np.ndarray:
+        """Exposure of one run: time x energy width x spatial solid angle, s MeV sr."""
+        widths = binning.energy_widths_mev()
+        solid = np.asarray(self.solid_angles_sr(binning), dtype=np.float64)
+        return observation_time_s * np.multiply.outer(widths, solid)
+
+    def chunk(self, events, binning: Binning, compiled: bool | None = None) -> xr.Dataset:
+        """One run's labelled partial: ``counts`` and ``exposure`` over the kind's axes."""
+        counts = self.count(events, binning, compiled)
+        exposure = self.exposure(binning, events.observation_time)
+        return labelled(counts, exposure, binning, {})
+
+    @staticmethod
+    def combine(parts: Sequence[xr.Dataset]) -> xr.Dataset:
+        """Sum partials bin by bin, with the runs' bookkeeping alongside.
+
+        Returns a Dataset with the same variables and coordinates; attributes
+        ``obs_ids`` (list), ``n_runs``, ``observation_time`` (s), ``n_events``,
+        ``zenith_min`` and ``zenith_max`` (deg).
+        """
+        if not parts:
+            raise ValueError("combine needs at least one partial")
+        first = parts[0]
+        data = {name: first[name].values.copy() for name in first.data_vars}
+        for part in parts[1:]:
+            for name, values in data.items():
+                if part[name].shape != values.shape:
+                    raise ValueError("partials have different binning")
+                values += part[name].values
+        run_attrs = [_run_attrs(p) for p in parts]
+        out = first.copy(data=data)
+        out.attrs = {
+            "obs_ids": [obs for a in run_attrs for obs in a["obs_ids"]],
+            **{key: sum(a[key] for a in run_attrs) for key in ADDITIVE_ATTRS},
+            "zenith_min": min(a["zenith_min"] for a in run_attrs),
+            "zenith_max": max(a["zenith_max"] for a in run_attrs),
+        }
+        return out
+
+    def finalize(self, total: xr.Dataset) -> np.ndarray:
+        """Rate = counts / exposure, s-1 MeV-1 sr-1 (0 where no counts)."""
+        exposure = total["exposure"].values
+        if np.any(exposure <= 0):
+            raise ValueError("exposure must be positive in every bin")
+        return total["counts"].values / exposure
+
+
+def _run_attrs(part: xr.Dataset) -> dict:
+    """Attributes of a partial in combined form (a single run's become a one-run group)."""
+    attrs = part.attrs
+    if "obs_ids" in attrs:
+        return attrs
+    return {
+        "obs_ids": [int(attrs["obs_id"])],
+        "observation_time": float(attrs["observation_time"]),
+        "n_events": int(attrs["n_events"]),
+        "n_runs": 1,
+        "zenith_min": float(attrs["zenith"]),
+        "zenith_max": float(attrs["zenith"]),
+    }
+
+
+def labelled(counts: np.ndarray, exposure: np.ndarray, binning: Binning, attrs: dict):
+    """Counts and exposure as a labelled Dataset (coordinates shared per binning)."""
+    out = _template(binning).copy(data={"counts": counts, "exposure": exposure})
+    out.attrs = dict(attrs)
+    return out
+
+
+def edges_of(total: xr.Dataset, dims: Sequence[str]) -> Binning:
+    """The binning of a labelled partial, from its ``<dim>_lo``/``<dim>_hi`` coordinates."""
+    return Binning.of(
+        **{d: np.append(total[f"{d}_lo"].values, total[f"{d}_hi"].values[-1]) for d in dims}
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _template(binning: Binning) -> xr.Dataset:
+    coords = {}
+    for axis in binning.axes:
+        units = {"units": axis.unit}
+        coords[axis.name] = (axis.name, axis.centers, units)
+        coords[f"{axis.name}_lo"] = (axis.name, axis.edges[:-1], units)
+        coords[f"{axis.name}_hi"] = (axis.name, axis.edges[1:], units)
+    dims, shape = binning.dims, binning.shape
+    return xr.Dataset(
+        {
+            "counts": (dims, np.zeros(shape, np.int64), {"units": ""}),
+            "exposure": (dims, np.zeros(shape), {"units": "s MeV sr"}),
+        },
+        coords=coords,
+    )

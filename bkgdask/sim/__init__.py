@@ -1,0 +1,1 @@
+"""Simulated stores with a known truth: the truth model, the simulator, the DL3 writer."""
