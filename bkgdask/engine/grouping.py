@@ -74,7 +74,7 @@ class Group:
         return "_".join(parts)
 
     def header_cards(self) -> dict:
-        """Header keywords of its edges: ``ZEN_LO``, ``ZEN_HI``, ``GRPkCOL``, ``GRPkLO``, ``GRPkHI``."""
+        """Header keywords of its edges (``ZEN_LO``, ``ZEN_HI``, ``GRPkCOL``, ``GRPkLO/HI``)."""
         cards = {
             "ZEN_LO": (self.zenith_lo, "[deg] zenith group lower edge (inclusive)"),
             "ZEN_HI": (self.zenith_hi, "[deg] zenith group upper edge (exclusive)"),
