@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import ChainMap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from astropy.table import Table
 from .errors import RunError, StoreError
 from .fitsread import INFLATE_ERRORS, FitsFormatError, read_header
 from .histogram import RunInput
+from .zenith import pointing_time, zenith_of_pointings
 
 log = logging.getLogger(__name__)
 
@@ -227,18 +229,63 @@ class DataStore:
     def zenith_deg(self) -> np.ndarray:
         """Pointing zenith of every observation, deg.
 
-        From obs-index ``ZEN_PNT``, else 90 − ``ALT_PNT`` of the obs-index, else
-        from the EVENTS header (``ZEN_PNT`` or 90 − ``ALT_PNT``).
+        From the first source that has it: obs-index ``ZEN_PNT``; 90 − obs-index
+        ``ALT_PNT``; the EVENTS header's ``ZEN_PNT`` or 90 − ``ALT_PNT``; else
+        computed from ``RA_PNT``/``DEC_PNT``, the run's mid time and the site
+        (EVENTS header, then obs-index row and header; :mod:`bkgdask.zenith`).
+        How many runs each source gave is logged at debug level.
+
+        Raises
+        ------
+        RunError
+            For a run whose zenith no source gives, naming what is missing.
         """
         zenith = _float_or_nan(self.obs_index, "ZEN_PNT")
+        source = np.where(np.isfinite(zenith), "obs-index ZEN_PNT", "").astype(object)
         from_alt = 90.0 - _float_or_nan(self.obs_index, "ALT_PNT")
-        zenith = np.where(np.isfinite(zenith), zenith, from_alt)
+        use_alt = ~np.isfinite(zenith) & np.isfinite(from_alt)
+        zenith[use_alt], source[use_alt] = from_alt[use_alt], "obs-index ALT_PNT"
         missing = np.flatnonzero(~np.isfinite(zenith))
         if missing.size:
-            events = self.hdu_locations("events")
-            for i in missing:
-                zenith[i] = self._zenith_from_header(int(self.obs_ids[i]), events)
+            self._zenith_from_headers(missing, zenith, source)
+        for name, count in zip(*np.unique(source.astype(str), return_counts=True)):
+            log.debug("zenith of %d of %d runs from %s", count, len(zenith), name)
         return zenith
+
+    def _zenith_from_headers(self, rows: np.ndarray, zenith: np.ndarray, source: np.ndarray):
+        """Fill ``zenith``/``source`` at ``rows`` from EVENTS headers, else by computing it."""
+        events = self.hdu_locations("events")
+        to_compute, pointings = [], []
+        for i in rows:
+            obs_id = int(self.obs_ids[i])
+            path, header = self._events_header(obs_id, events)
+            for key, convert in (("ZEN_PNT", lambda v: v), ("ALT_PNT", lambda v: 90.0 - v)):
+                value = header.get(key)
+                if isinstance(value, (int, float)) and np.isfinite(value):
+                    zenith[i], source[i] = float(convert(value)), f"EVENTS header {key}"
+                    break
+            else:
+                row = {c: self.obs_index[c][i] for c in self.obs_index.colnames}
+                pointing, why = pointing_time(ChainMap(header, row, self.obs_index.meta))
+                if pointing is None:
+                    reason = f"no zenith: no ZEN_PNT/ALT_PNT and cannot compute it: {why}"
+                    raise RunError(obs_id, path, reason)
+                to_compute.append(i)
+                pointings.append(pointing)
+        if to_compute:
+            zenith[to_compute] = zenith_of_pointings(pointings)
+            source[to_compute] = "RA/DEC_PNT, mid time and site"
+
+    def _events_header(self, obs_id: int, events: dict[int, tuple[str, str]]) -> tuple[str, dict]:
+        if obs_id not in events:
+            raise RunError(obs_id, "HDU index", "no events HDU in the HDU index")
+        path, hdu = events[obs_id]
+        try:
+            return path, read_header(path, hdu)
+        except FileNotFoundError:
+            raise RunError(obs_id, path, "file not found") from None
+        except (FitsFormatError, OSError, ValueError, *INFLATE_ERRORS) as exc:
+            raise RunError(obs_id, path, f"cannot read header: {exc}") from exc
 
     def column_units(self) -> dict[str, str]:
         """obs-index column -> its unit ('' where none)."""
@@ -250,22 +297,6 @@ class DataStore:
         for column in columns:
             values[column] = _float_or_nan(self.obs_index, column)
         return values
-
-    def _zenith_from_header(self, obs_id: int, events: dict[int, tuple[str, str]]) -> float:
-        if obs_id not in events:
-            raise RunError(obs_id, "HDU index", "no events HDU in the HDU index")
-        path, hdu = events[obs_id]
-        try:
-            header = read_header(path, hdu)
-        except FileNotFoundError:
-            raise RunError(obs_id, path, "file not found") from None
-        except (FitsFormatError, OSError, ValueError, *INFLATE_ERRORS) as exc:
-            raise RunError(obs_id, path, f"cannot read header: {exc}") from exc
-        for key, convert in (("ZEN_PNT", lambda v: v), ("ALT_PNT", lambda v: 90.0 - v)):
-            value = header.get(key)
-            if isinstance(value, (int, float)) and np.isfinite(value):
-                return float(convert(value))
-        raise RunError(obs_id, path, "no zenith: ZEN_PNT/ALT_PNT in neither obs-index nor header")
 
     def run_inputs(self, obs_ids, zenith_deg: dict[int, float]) -> list[RunInput]:
         """Describe the selected runs for the workers, checking their files exist."""
