@@ -21,13 +21,16 @@ String columns (byte or unicode, as read from FITS) have trailing whitespace
 stripped before comparing; comparisons are case-sensitive. Each comparison of a
 masked entry (or of NaN, except ``!=``) is False, so ``not (ZEN_PNT < 20)``
 is True for a masked ``ZEN_PNT``. Units of Quantity columns are ignored.
+
+The same language filters events: :mod:`bkgdask.event_filter` evaluates it on
+EVENTS columns (a dict of numpy arrays) rather than on a Table.
 """
 
 from __future__ import annotations
 
 import ast
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +39,7 @@ from astropy.table import Table
 
 from ..errors import SelectionError
 
-__all__ = ["select_rows", "validate_expression"]
+__all__ = ["evaluate_columns", "referenced_columns", "select_rows", "validate_expression"]
 
 _COMPARE_OPS = {
     ast.Eq: ("==", operator.eq),
@@ -65,6 +68,16 @@ _ARITHMETIC = "arithmetic (only comparisons of columns with literals are allowed
 _KINDS = {"S": "str", "U": "str", "b": "bool", "i": "number", "u": "number", "f": "number"}
 
 
+def _row_count(table: Table | Mapping) -> int:
+    """Rows of a Table, or the common length of a mapping's columns."""
+    if isinstance(table, Table):
+        return len(table)
+    lengths = {len(values) for values in table.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"columns differ in length: {sorted(lengths)}")
+    return lengths.pop() if lengths else 0
+
+
 @dataclass
 class _Operand:
     """A column or literal on one side of a comparison."""
@@ -79,17 +92,26 @@ class _Operand:
 class _Evaluator:
     """Walk a parsed expression; compute a mask if ``table`` is given, else only check."""
 
-    def __init__(self, expression: str, columns: list[str], table: Table | None):
+    def __init__(
+        self,
+        expression: str,
+        columns: list[str] | None,
+        table: Table | Mapping | None,
+        what: str = "selection expression",
+    ):
         self.expression = expression
-        self.columns = columns
+        self.what = what
+        self.columns = columns  # None: accept any name, recording it in self.names
         self.table = table
+        self.nrows = 0 if table is None else _row_count(table)
+        self.names: dict[str, None] = {}  # column names referenced, in order of appearance
         self.lead = 0  # leading blanks stripped before parsing, added back to positions
         self.cache: dict[str, _Operand] = {}
 
     def fail(self, problem: str, node: ast.AST | None = None) -> SelectionError:
         if node is not None and hasattr(node, "col_offset"):
             problem += f" (at {self.where(node.lineno, node.col_offset + 1)})"
-        return SelectionError(f"invalid selection expression {self.expression!r}: {problem}")
+        return SelectionError(f"invalid {self.what} {self.expression!r}: {problem}")
 
     def where(self, lineno: int, col: int) -> str:
         return f"position {col + self.lead}" if lineno == 1 else f"line {lineno}, column {col}"
@@ -139,7 +161,7 @@ class _Evaluator:
         what = _UNSUPPORTED.get(name, _ARITHMETIC if hasattr(node, "op") else f"syntax ({name})")
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub):
             dashed = f"{getattr(node.left, 'id', '')}-{getattr(node.right, 'id', '')}"
-            if dashed in self.columns:
+            if dashed in (self.columns or ()):
                 what = f"column name containing '-' ({dashed!r})"
         return self.fail(f"unsupported {what}", node)
 
@@ -183,6 +205,9 @@ class _Evaluator:
 
     def column(self, node: ast.Name) -> _Operand:
         name = node.id
+        self.names[name] = None
+        if self.columns is None:
+            return _Operand(True, name, None)
         if name not in self.columns:
             available = ", ".join(self.columns) or "(none)"
             raise self.fail(f"unknown column {name!r}; available columns: {available}", node)
@@ -208,7 +233,7 @@ class _Evaluator:
 
     def finish(self, values: Any, *operands: _Operand) -> np.ndarray:
         assert self.table is not None
-        result = np.broadcast_to(np.asarray(values, dtype=bool), (len(self.table),)).copy()
+        result = np.broadcast_to(np.asarray(values, dtype=bool), (self.nrows,)).copy()
         for operand in operands:
             if operand.mask is not None:
                 result &= ~operand.mask
@@ -296,3 +321,58 @@ def validate_expression(expression: str, columns: Iterable[str]) -> None:
         If the expression is malformed, unsupported or names an unknown column.
     """
     _Evaluator(expression, list(columns), None).run()
+
+
+def referenced_columns(expression: str, what: str = "selection expression") -> list[str]:
+    """Check an expression's syntax and return the column names it uses, in order.
+
+    Parameters
+    ----------
+    expression : str
+        Selection expression (see the module docstring).
+    what : str
+        What the expression is, as error messages name it.
+
+    Returns
+    -------
+    list of str
+        Every name the expression compares, once each, as first written.
+
+    Raises
+    ------
+    SelectionError
+        If the expression is malformed or unsupported.
+    """
+    evaluator = _Evaluator(expression, None, None, what)
+    evaluator.run()
+    return list(evaluator.names)
+
+
+def evaluate_columns(
+    expression: str, columns: Mapping[str, np.ndarray], what: str = "selection expression"
+) -> np.ndarray:
+    """Evaluate an expression on equal-length 1-D arrays keyed by column name.
+
+    Parameters
+    ----------
+    expression : str
+        Selection expression (see the module docstring).
+    columns : mapping of str to numpy.ndarray
+        The columns; integer, float, bool, byte or unicode string arrays.
+    what : str
+        What the expression is, as error messages name it.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask over the rows.
+
+    Raises
+    ------
+    SelectionError
+        As :func:`select_rows`; an unknown column's message names it and lists
+        the columns present.
+    """
+    mask = _Evaluator(expression, list(columns), columns, what).run()
+    assert mask is not None
+    return np.asarray(mask, dtype=bool).reshape(_row_count(columns))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import ChainMap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,11 +15,13 @@ from ..errors import RunError, StoreError
 from .fitsread import read_header
 from .gadf import HDU_INDEX_COLUMNS, string_column
 from .runs import READ_ERRORS, RunInput, read_failure
+from .zenith import pointing_time, zenith_of_pointings
 
 log = logging.getLogger(__name__)
 
 HDU_INDEX_NAMES = ("hdu-index.fits.gz", "hdu-index.fits")
 OBS_INDEX_NAMES = ("obs-index.fits.gz", "obs-index.fits")
+SEARCH_DEPTH = 3  # folder levels searched below a release folder for an index
 
 
 def _find(base_dir: Path, names: tuple[str, ...], what: str) -> Path:
@@ -26,6 +29,98 @@ def _find(base_dir: Path, names: tuple[str, ...], what: str) -> Path:
         if (base_dir / name).is_file():
             return base_dir / name
     raise StoreError(f"no {what} ({' or '.join(names)}) in {base_dir}")
+
+
+def _has_hdu_index(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in HDU_INDEX_NAMES)
+
+
+def _index_candidates(root: Path) -> list[Path]:
+    """Folders holding an HDU index under ``root``, at most SEARCH_DEPTH levels down.
+
+    A folder with an index is not searched further; hidden folders are skipped.
+    """
+    found, level = [], [root]
+    for _ in range(SEARCH_DEPTH):
+        below = []
+        for folder in level:
+            try:
+                entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_dir():
+                    continue
+                target = Path(entry.path)
+                (found if _has_hdu_index(target) else below).append(target)
+        level = below
+    return sorted(found)
+
+
+def locate_index(path: str | Path) -> tuple[Path, Path]:
+    """Find the HDU index and observation index a user's path points to.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder holding the index files; one of the index files (the other is
+        looked for beside it); or a release folder with the index further down,
+        e.g. CTA-1DC's ``index/<dataset>/``, if it holds exactly one.
+
+    Returns
+    -------
+    hdu_index, obs_index : Path
+        Absolute paths of the two index files.
+
+    Raises
+    ------
+    StoreError
+        If the path does not exist, holds no index, or holds several (the
+        message lists them and says to pass one index folder).
+    """
+    given = Path(path).expanduser()
+    if not given.exists():
+        raise StoreError(f"data store {path} does not exist")
+    given = given.resolve()
+    if given.is_file():
+        return _pair_of(given)
+    if _has_hdu_index(given):
+        folder = given
+    else:
+        candidates = _index_candidates(given)
+        if not candidates:
+            raise StoreError(
+                f"no HDU index ({' or '.join(HDU_INDEX_NAMES)}) in {path} "
+                f"or its subfolders ({SEARCH_DEPTH} levels down)"
+            )
+        if len(candidates) > 1:
+            listed = ", ".join(str(c.relative_to(given)) for c in candidates)
+            raise StoreError(
+                f"{path} holds {len(candidates)} data stores ({listed}); "
+                f"pass the index folder of one, e.g. {candidates[0]}"
+            )
+        folder = candidates[0]
+    hdu_index = _find(folder, HDU_INDEX_NAMES, "HDU index")
+    return hdu_index, _find(folder, OBS_INDEX_NAMES, "observation index")
+
+
+def _pair_of(index_file: Path) -> tuple[Path, Path]:
+    """(HDU index, obs index) for one index file given by name: the other lies beside it."""
+    name = index_file.name
+    if name.startswith("hdu-index"):
+        partner = index_file.with_name(name.replace("hdu-index", "obs-index", 1))
+        names, what = OBS_INDEX_NAMES, "observation index"
+    elif name.startswith("obs-index"):
+        partner = index_file.with_name(name.replace("obs-index", "hdu-index", 1))
+        names, what = HDU_INDEX_NAMES, "HDU index"
+    else:
+        raise StoreError(
+            f"{index_file} is neither a folder nor an index file (hdu-index or obs-index)"
+        )
+    if not partner.is_file():
+        partner = _find(index_file.parent, names, what)
+    pair = (index_file, partner) if name.startswith("hdu-index") else (partner, index_file)
+    return pair
 
 
 def _read_index(path: Path, what: str) -> Table:
@@ -54,27 +149,44 @@ class DataStore:
         Folder of the HDU index; ``FILE_DIR`` entries are relative to it.
     hdu_index, obs_index : astropy.table.Table
         The two index tables as read.
+    index_path, obs_index_path : Path or None
+        The index files read (None for a store built in memory).
     """
 
     base_dir: Path
     hdu_index: Table
     obs_index: Table
+    index_path: Path | None = None
+    obs_index_path: Path | None = None
     _file_paths: np.ndarray | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(cls, path: str | Path) -> DataStore:
-        """Open a store folder holding ``hdu-index.fits[.gz]`` and ``obs-index.fits[.gz]``."""
-        base_dir = Path(path).expanduser().resolve()
-        if not base_dir.is_dir():
-            raise StoreError(f"data store {path} is not a folder")
-        hdu_index = _read_index(_find(base_dir, HDU_INDEX_NAMES, "HDU index"), "HDU index")
-        obs_index = _read_index(_find(base_dir, OBS_INDEX_NAMES, "observation index"), "obs index")
+        """Open a data store from a folder, an index file or a release folder.
+
+        Parameters
+        ----------
+        path : str or Path
+            As :func:`locate_index` takes it. ``index_path`` records the HDU
+            index used (``FILE_DIR`` entries resolve against its folder).
+
+        Raises
+        ------
+        StoreError
+            If no single index is found or the index files are unreadable or
+            lack required columns.
+        """
+        index_path, obs_index_path = locate_index(path)
+        base_dir = index_path.parent
+        hdu_index = _read_index(index_path, "HDU index")
+        obs_index = _read_index(obs_index_path, "obs index")
         missing = [c for c in HDU_INDEX_COLUMNS if c not in hdu_index.colnames]
         if missing:
             raise StoreError(f"HDU index of {base_dir} lacks columns {missing}")
         if "OBS_ID" not in obs_index.colnames:
             raise StoreError(f"observation index of {base_dir} lacks column OBS_ID")
-        return cls(base_dir=base_dir, hdu_index=hdu_index, obs_index=obs_index)
+        log.debug("using index %s", index_path)
+        return cls(base_dir, hdu_index, obs_index, index_path, obs_index_path)
 
     @property
     def obs_ids(self) -> np.ndarray:
@@ -105,18 +217,61 @@ class DataStore:
     def zenith_deg(self) -> np.ndarray:
         """Pointing zenith of every observation, deg.
 
-        From obs-index ``ZEN_PNT``, else 90 − ``ALT_PNT`` of the obs-index, else
-        from the EVENTS header (``ZEN_PNT`` or 90 − ``ALT_PNT``).
+        From the first source that has it: obs-index ``ZEN_PNT``; 90 − obs-index
+        ``ALT_PNT``; the EVENTS header's ``ZEN_PNT`` or 90 − ``ALT_PNT``; else
+        computed from ``RA_PNT``/``DEC_PNT``, the run's mid time and the site
+        (EVENTS header, then obs-index row and header; :mod:`bkgdask.zenith`).
+        How many runs each source gave is logged at debug level.
+
+        Raises
+        ------
+        RunError
+            For a run whose zenith no source gives, naming what is missing.
         """
         zenith = _float_or_nan(self.obs_index, "ZEN_PNT")
+        source = np.where(np.isfinite(zenith), "obs-index ZEN_PNT", "").astype(object)
         from_alt = 90.0 - _float_or_nan(self.obs_index, "ALT_PNT")
-        zenith = np.where(np.isfinite(zenith), zenith, from_alt)
+        use_alt = ~np.isfinite(zenith) & np.isfinite(from_alt)
+        zenith[use_alt], source[use_alt] = from_alt[use_alt], "obs-index ALT_PNT"
         missing = np.flatnonzero(~np.isfinite(zenith))
         if missing.size:
-            events = self.hdu_locations("events")
-            for i in missing:
-                zenith[i] = self._zenith_from_header(int(self.obs_ids[i]), events)
+            self._zenith_from_headers(missing, zenith, source)
+        for name, count in zip(*np.unique(source.astype(str), return_counts=True)):
+            log.debug("zenith of %d of %d runs from %s", count, len(zenith), name)
         return zenith
+
+    def _zenith_from_headers(self, rows: np.ndarray, zenith: np.ndarray, source: np.ndarray):
+        """Fill ``zenith``/``source`` at ``rows`` from EVENTS headers, else by computing it."""
+        events = self.hdu_locations("events")
+        to_compute, pointings = [], []
+        for i in rows:
+            obs_id = int(self.obs_ids[i])
+            path, header = self._events_header(obs_id, events)
+            for key, convert in (("ZEN_PNT", lambda v: v), ("ALT_PNT", lambda v: 90.0 - v)):
+                value = header.get(key)
+                if isinstance(value, (int, float)) and np.isfinite(value):
+                    zenith[i], source[i] = float(convert(value)), f"EVENTS header {key}"
+                    break
+            else:
+                row = {c: self.obs_index[c][i] for c in self.obs_index.colnames}
+                pointing, why = pointing_time(ChainMap(header, row, self.obs_index.meta))
+                if pointing is None:
+                    reason = f"no zenith: no ZEN_PNT/ALT_PNT and cannot compute it: {why}"
+                    raise RunError(obs_id, path, reason)
+                to_compute.append(i)
+                pointings.append(pointing)
+        if to_compute:
+            zenith[to_compute] = zenith_of_pointings(pointings)
+            source[to_compute] = "RA/DEC_PNT, mid time and site"
+
+    def _events_header(self, obs_id: int, events: dict[int, tuple[str, str]]) -> tuple[str, dict]:
+        if obs_id not in events:
+            raise RunError(obs_id, "HDU index", "no events HDU in the HDU index")
+        path, hdu = events[obs_id]
+        try:
+            return path, read_header(path, hdu)
+        except READ_ERRORS as exc:
+            raise read_failure(obs_id, path, exc) from exc
 
     def column_units(self) -> dict[str, str]:
         """obs-index column -> its unit ('' where none)."""
@@ -128,20 +283,6 @@ class DataStore:
         for column in columns:
             values[column] = _float_or_nan(self.obs_index, column)
         return values
-
-    def _zenith_from_header(self, obs_id: int, events: dict[int, tuple[str, str]]) -> float:
-        if obs_id not in events:
-            raise RunError(obs_id, "HDU index", "no events HDU in the HDU index")
-        path, hdu = events[obs_id]
-        try:
-            header = read_header(path, hdu)
-        except READ_ERRORS as exc:
-            raise read_failure(obs_id, path, exc) from exc
-        for key, convert in (("ZEN_PNT", lambda v: v), ("ALT_PNT", lambda v: 90.0 - v)):
-            value = header.get(key)
-            if isinstance(value, (int, float)) and np.isfinite(value):
-                return float(convert(value))
-        raise RunError(obs_id, path, "no zenith: ZEN_PNT/ALT_PNT in neither obs-index nor header")
 
     def run_inputs(self, obs_ids, zenith_deg: dict[int, float]) -> list[RunInput]:
         """Describe the selected runs for the workers, checking their files exist."""
