@@ -22,7 +22,7 @@ from .kernel import HAVE_NUMBA, _bin_of, _cos_small, _sin_small
 
 #: FoV alignments of GADF BKG_3D models (header keyword ``FOVALIGN``).
 ALIGNMENTS = ("RADEC", "ALTAZ")
-#: Proposed FoV binning: 0.1 deg bins over +-3 deg (the H.E.S.S. DR1 models: 0.1 deg over +-2.5 deg).
+#: Proposed FoV binning: 0.1 deg bins over +-3 deg (H.E.S.S. DR1's models: 0.1 deg over +-2.5 deg).
 DEFAULT_FOV_EDGES_DEG = np.round(np.linspace(-3.0, 3.0, 61), 10)
 _NO_ROTATION = np.zeros((0, 4, 9))
 
