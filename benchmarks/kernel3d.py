@@ -1,0 +1,102 @@
+"""Speed of the BKG_3D kernel against the 2D kernel on the same events (one core).
+
+    python benchmarks/kernel3d.py [--repeat 7]
+
+Reads the EVENTS columns of the 45 H.E.S.S. DL3 DR1 off runs once (as
+bkgdask.histogram does), then times, per run and summed over the runs (median
+of the repeats): the 2D kernel ``bkgdask.kernel.count_events`` (19 energy x 9
+offset bins) and the 3D kernel ``bkgdask.kernel3d.count_fov_events`` (19 energy
+x 60 x 60 FoV bins of 0.1 deg) for the RADEC and ALTAZ alignments, compiled and
+numpy; and the per-run astropy cost of the ALTAZ field rotation
+(``bkgdask.fov.field_rotation``). Prints events/s per core and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bkgdask.binning import DEFAULT_ENERGY_EDGES_TEV, DEFAULT_OFFSET_EDGES_DEG
+from bkgdask.fitsread import read_tables
+from bkgdask.fov import field_rotation
+from bkgdask.kernel import count_events, hav_edges
+from bkgdask.kernel3d import DEFAULT_FOV_EDGES_DEG, count_fov_events
+
+ROOT = Path(__file__).resolve().parent.parent
+HESS = Path(os.environ.get("GAMMAPY_DATA") or ROOT.parent / "shared" / "data") / "hess-dl3-dr1"
+
+
+def off_runs() -> list:
+    """EVENTS (ENERGY, RA, DEC, TIME and header) of the store's off runs."""
+    from bkgdask.pipeline import select_obs_ids
+    from bkgdask.store import DataStore
+
+    store = DataStore.open(HESS)
+    zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))
+    runs = store.run_inputs(select_obs_ids(store, "TARGET_NAME == 'Off data'"), zenith)
+    wanted = ["ENERGY", "RA", "DEC", "TIME"]
+    return [read_tables(run.events_file, {run.events_hdu: wanted})[run.events_hdu] for run in runs]
+
+
+def median_seconds(func, events: list, repeat: int) -> float:
+    """Median over the repeats of the time for calling ``func`` on every run."""
+    totals = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for table in events:
+            func(table)
+        totals.append(time.perf_counter() - start)
+    return float(np.median(totals))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    events = off_runs()
+    n_events = sum(table.columns["ENERGY"].size for table in events)
+    offset_hav = hav_edges(DEFAULT_OFFSET_EDGES_DEG)
+    edges = DEFAULT_FOV_EDGES_DEG
+    rotations = {id(t): field_rotation(t.header, t.columns["TIME"].min(), t.columns["TIME"].max())
+                 for t in events}  # fmt: skip
+
+    def kernel2d(compiled):
+        return lambda t: count_events(
+            *(t.columns[c] for c in ("ENERGY", "RA", "DEC")), t.header["RA_PNT"],
+            t.header["DEC_PNT"], DEFAULT_ENERGY_EDGES_TEV, offset_hav, compiled=compiled,
+        )  # fmt: skip
+
+    def kernel3d(compiled, altaz):
+        return lambda t: count_fov_events(
+            *(t.columns[c] for c in ("ENERGY", "RA", "DEC")), t.header["RA_PNT"],
+            t.header["DEC_PNT"], DEFAULT_ENERGY_EDGES_TEV, edges, edges, time=t.columns["TIME"],
+            rotation=rotations[id(t)] if altaz else None, compiled=compiled,
+        )  # fmt: skip
+
+    for func in (kernel2d(True), kernel3d(True, False), kernel3d(True, True)):
+        func(events[0])  # compile
+    print(f"{len(events)} off runs, {n_events:,} events; median of {args.repeat} repeats")
+    for compiled in (True, False):
+        label = "compiled" if compiled else "numpy"
+        base = median_seconds(kernel2d(compiled), events, args.repeat)
+        print(f"{label:9s} 2D kernel     {n_events / base / 1e6:6.2f} M events/s")
+        for name, altaz in (("RADEC", False), ("ALTAZ", True)):
+            seconds = median_seconds(kernel3d(compiled, altaz), events, args.repeat)
+            print(
+                f"{label:9s} 3D {name} kernel {n_events / seconds / 1e6:6.2f} M events/s,"
+                f" {base / seconds:.2f} of the 2D kernel's speed"
+            )
+
+    def rotation(t):
+        return field_rotation(t.header, t.columns["TIME"].min(), t.columns["TIME"].max())
+
+    seconds = median_seconds(rotation, events, max(1, args.repeat // 3))
+    print(f"ALTAZ field rotation (astropy, per run): {seconds / len(events) * 1e3:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
