@@ -5,7 +5,7 @@
 Reads the EVENTS columns of the 45 H.E.S.S. DL3 DR1 off runs once (as
 bkgdask.histogram does), then times, per run and summed over the runs (median
 of the repeats): the 2D kernel ``bkgdask.kernel.count_events`` (19 energy x 9
-offset bins) and the 3D kernel ``bkgdask.kernel3d.count_fov_events`` (19 energy
+offset bins) and the 3D kernel ``bkgdask.models.kernel3d.count_fov_events`` (19 energy
 x 60 x 60 FoV bins of 0.1 deg) for the RADEC and ALTAZ alignments, compiled and
 numpy; and the per-run astropy cost of the ALTAZ field rotation
 (``bkgdask.fov.field_rotation``). Prints events/s per core and the ratios.
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bkgdask.binning import DEFAULT_ENERGY_EDGES_TEV, DEFAULT_OFFSET_EDGES_DEG
-from bkgdask.fitsread import read_tables
-from bkgdask.fov import field_rotation
-from bkgdask.kernel import count_events, hav_edges
-from bkgdask.kernel3d import DEFAULT_FOV_EDGES_DEG, count_fov_events
+from bkgdask.io.fitsread import read_tables
+from bkgdask.models.binning import DEFAULT_ENERGY_EDGES_TEV, DEFAULT_OFFSET_EDGES_DEG
+from bkgdask.models.fov import field_rotation
+from bkgdask.models.kernel2d import count_events, hav_edges
+from bkgdask.models.kernel3d import DEFAULT_FOV_EDGES_DEG, count_fov_events
 
 ROOT = Path(__file__).resolve().parent.parent
 HESS = Path(os.environ.get("GAMMAPY_DATA") or ROOT.parent / "shared" / "data") / "hess-dl3-dr1"
@@ -32,8 +32,8 @@ HESS = Path(os.environ.get("GAMMAPY_DATA") or ROOT.parent / "shared" / "data") /
 
 def off_runs() -> list:
     """EVENTS (ENERGY, RA, DEC, TIME and header) of the store's off runs."""
-    from bkgdask.pipeline import select_obs_ids
-    from bkgdask.store import DataStore
+    from bkgdask.engine.build import select_obs_ids
+    from bkgdask.io.store import DataStore
 
     store = DataStore.open(HESS)
     zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))

@@ -8,9 +8,9 @@ from astropy import units as u
 from astropy.coordinates import AltAz, SkyCoord, SkyOffsetFrame
 from gammapy.utils.coordinates import FoVAltAzFrame, FoVICRSFrame, sky_to_fov
 
-from bkgdask import fov, kernel3d
-from bkgdask.fitsread import read_tables
-from bkgdask.kernel import HAVE_NUMBA
+from bkgdask.io.fitsread import read_tables
+from bkgdask.models import fov, kernel3d
+from bkgdask.models.kernel2d import HAVE_NUMBA
 
 ENERGY_EDGES = np.logspace(-1, 2, 20)
 FIELD_DEG = 3.0 * np.sqrt(2)  # the corners of the default +-3 deg FoV

@@ -18,7 +18,7 @@ import numpy as np
 
 from .fov import DEFAULT_N_NODES, FieldRotation, field_rotation, pixel_solid_angles
 from .fov import radec_fov_vectors as _radec_fov_vectors
-from .kernel import HAVE_NUMBA, _bin_of, _cos_small, _sin_small
+from .kernel2d import HAVE_NUMBA, _bin_of, _cos_small, _sin_small
 
 #: FoV alignments of GADF BKG_3D models (header keyword ``FOVALIGN``).
 ALIGNMENTS = ("RADEC", "ALTAZ")
