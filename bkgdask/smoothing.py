@@ -566,6 +566,12 @@ class SmoothRate:
         variance = np.asarray((jacobian @ self.covariance) * jacobian.toarray()).sum(axis=1)
         return np.sqrt(np.maximum(variance, 0.0)).reshape(design.shape)
 
+    def rate_covariance(self, *edges, n_points: int = 5) -> np.ndarray:
+        """Covariance of the flattened :meth:`bin_average` values, (N, N) (same arguments)."""
+        design = self._design(edges, n_points)
+        jacobian = design.jacobian(design.weighted_rate(self.coef))
+        return np.asarray(jacobian @ (jacobian @ self.covariance).T)
+
     @property
     def parameters(self) -> dict:
         """FITS header keywords describing the fit: ``{key: (value, comment)}``."""
