@@ -139,3 +139,33 @@ def test_gammapy_integrates_to_the_model(binning):
     energy = np.array([0.1, 1.0, 100.0])[:, None]
     offset = np.array([0.0, 1e-3, 3.0])[None, :]
     np.testing.assert_allclose(evaluate(energy, offset), model.rate_at(energy, offset), rtol=0.01)
+
+
+@pytest.mark.requires_data
+def test_hess_off_runs(hess_dir):
+    import bkgdask
+    from bkgdask.config import BuildConfig
+    from bkgdask.smoothing import fit_group_rate
+
+    config = BuildConfig().updated(
+        {
+            "selection": "TARGET_NAME == 'Off data'",
+            "compute": {"scheduler": "sync", "progress": False},
+        }
+    )
+    result = bkgdask.build(hess_dir, config)
+    label = max(result.totals, key=lambda k: int(result.totals[k]["counts"].sum()))
+    total = result.totals[label]
+    counts, exposure = total["counts"].values, total["exposure"].values
+    model = fit_group_rate(total)
+    predicted = model.bin_average() * exposure
+    assert np.all(np.isfinite(predicted)) and np.all(predicted > 0)
+    assert np.all(model.rate_at(np.logspace(-1, 2.5, 50)[:, None], np.linspace(0, 3, 31)) > 0)
+    full = counts > 400
+    assert full.sum() >= 10
+    np.testing.assert_allclose(predicted[full], counts[full], rtol=0.05)
+    # elsewhere: Poisson pulls, of which ~5 % exceed 2 sigma by chance
+    pulls = (predicted - counts)[~full] / np.sqrt(np.maximum(counts, predicted))[~full]
+    assert np.mean(np.abs(pulls) < 2) > 0.9 and np.all(np.abs(pulls) < 4)
+    *_, rate = gadf_bkg_2d_nodes(model)
+    assert np.all(np.isfinite(rate)) and np.all(rate > 0)
