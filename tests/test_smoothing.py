@@ -1,4 +1,4 @@
-"""Smooth rates (bkgdask.smoothing) and their BKG_2D node grids (bkgdask.gadf_nodes)."""
+"""Smooth rates (models.smoothing) and their BKG_2D node grids (models.gadf_nodes)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from astropy.io import fits
 from astropy.table import Table
 from scipy import stats
 
-from bkgdask.binning import Binning
-from bkgdask.bundle import bkg_2d_hdu
-from bkgdask.gadf_nodes import gadf_bkg_2d_nodes, node_edges
-from bkgdask.smoothing import fit_smooth_rate, raw_rate
-from bkgdask.truth import TruthModel
+from bkgdask.models import get_kind
+from bkgdask.models.binning import Binning
+from bkgdask.models.bkg2d import bkg_2d_hdu
+from bkgdask.models.gadf_nodes import gadf_bkg_2d_nodes, node_edges
+from bkgdask.models.smoothing import fit_smooth_rate, raw_rate
+from bkgdask.sim.truth import TruthModel
 
 N_RUNS, RUN_TIME_S, ZENITH_DEG = 50, 1680.0, 30.0
 TUTORIAL = (np.logspace(-1, 2, 20), np.sqrt(np.linspace(0, 9, 10)))
@@ -27,7 +28,8 @@ def simulated(edges, seed):
         energy, offset, np.full(N_RUNS, ZENITH_DEG), np.full(N_RUNS, RUN_TIME_S)
     )
     counts = np.random.default_rng(seed).poisson(expected)
-    return expected, counts, Binning(energy, offset).exposure(N_RUNS * RUN_TIME_S)
+    binning = Binning.of(energy=energy, offset=offset)
+    return expected, counts, get_kind("bkg_2d").exposure(binning, N_RUNS * RUN_TIME_S)
 
 
 def fit(edges, counts, exposure):
@@ -145,7 +147,7 @@ def test_gammapy_integrates_to_the_model(binning):
 def test_hess_off_runs(hess_dir):
     import bkgdask
     from bkgdask.config import BuildConfig
-    from bkgdask.smoothing import fit_group_rate
+    from bkgdask.models.smoothing import fit_group_rate
 
     config = BuildConfig().updated(
         {
