@@ -1,14 +1,22 @@
-"""A lean reader for the binary-table HDUs of DL3 files.
+"""A lean, checked reader for the binary-table HDUs of DL3 files.
 
-Reads only the columns asked for, from only the HDUs asked for, and stops
-reading (and gunzipping) a file as soon as the last wanted HDU has been read.
-This is several times faster than ``astropy.table.Table.read`` on DL3 event
-lists, whose EVENTS HDU comes first and whose IRF HDUs are large.
+Reads only the columns asked for, from only the HDUs asked for, and parses
+nothing after the last wanted HDU. This is several times faster than
+``astropy.table.Table.read`` on DL3 event lists, whose EVENTS HDU comes first
+and whose IRF HDUs are large.
 
-Only what DL3 EVENTS and GTI tables use is supported: fixed-width numeric
-columns (``L X B I J K E D`` with a repeat count of 1), ``TZERO``/``TSCAL``
-scaling and big-endian data. Anything else in a wanted column is an error;
-other columns are skipped whatever their type.
+Nothing is returned that has not been checked: by default (``verify=True``)
+the gzip member holding the wanted HDUs is inflated to its end, without
+keeping the bytes, so that the inflater checks its CRC32 and length (a
+corrupt deflate stream can otherwise decode without error into different
+data); the layout keywords the reader relies on (``BITPIX``, ``NAXISn``,
+``PCOUNT``, ``GCOUNT``, ``TFIELDS``, ``TFORMn``, ``THEAP``) are checked
+against each other and against the size of the file.
+
+Only what DL3 EVENTS and GTI tables use is read: columns of one ``L``,
+``B``, ``I``, ``J``, ``K``, ``E`` or ``D`` element, with ``TZERO``/``TSCAL``
+scaling. Anything else in a wanted column is an error; other columns are
+skipped whatever their type.
 """
 
 from __future__ import annotations
@@ -16,16 +24,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 BLOCK = 2880
 CARD = 80
+MAX_HEADER_BLOCKS = 1000
 
-# FITS TFORM letter -> (numpy big-endian type, bytes per element)
+# FITS TFORM letter -> (numpy big-endian type of one element or None, bytes per element)
 _TFORM_TYPES = {
-    "L": ("i1", 1),
-    "X": (None, 1 / 8),
+    "L": ("S1", 1),
+    "X": (None, 1),  # bits: ceil(repeat / 8) bytes
     "B": ("u1", 1),
     "I": (">i2", 2),
     "J": (">i4", 4),
@@ -39,9 +49,19 @@ _TFORM_TYPES = {
     "Q": (None, 16),
 }
 
+# TZERO of the integer types that stores the other-signed type exactly: TFORM letter ->
+# (value to XOR the native stored integers with, type they then hold).
+_SIGN_FLIP = {
+    "B": (np.uint8(0x80), np.int8),
+    "I": (np.int16(-(1 << 15)), np.uint16),
+    "J": (np.int32(-(1 << 31)), np.uint32),
+    "K": (np.int64(-(1 << 63)), np.uint64),
+}
+_SIGN_FLIP_TZERO = {"B": -128, "I": 1 << 15, "J": 1 << 31, "K": 1 << 63}
+
 
 class FitsFormatError(ValueError):
-    """The file is not a FITS file of the expected layout."""
+    """The file is not a FITS file of the expected layout, or is corrupt or truncated."""
 
 
 @dataclass
@@ -54,7 +74,9 @@ class TableHDU:
         Header keywords (str, int, float or bool values; ``COMMENT`` and
         ``HISTORY`` dropped).
     columns : dict of str to numpy.ndarray
-        Requested columns, native-endian, scaled by ``TZERO``/``TSCAL``.
+        Requested columns, native-endian: ``E``/``D`` as float64, ``L`` as
+        bool, integers in their own type (unsigned where ``TZERO`` says so),
+        float64 where ``TSCAL``/``TZERO`` scale them.
     units : dict of str to str
         ``TUNITn`` of the requested columns ('' where absent).
     """
@@ -133,18 +155,21 @@ except ImportError:  # pragma: no cover - isal is a dependency, zlib the fallbac
 
 import zlib  # noqa: E402 - its error type is caught beside the fast inflater's
 
-#: Exceptions a corrupt gzip stream raises.
+#: Exceptions of the inflaters. :func:`read_tables` reports a corrupt gzip stream as a
+#: :class:`FitsFormatError`; callers may still catch these beside it.
 INFLATE_ERRORS = (zlib.error, _inflate.error, EOFError)
 
 CHUNK = 1 << 16  # compressed bytes read from disk at a time
 READ_AHEAD = 1 << 16  # least decompressed bytes asked for at a time
+DRAIN = 1 << 20  # most decompressed bytes held at a time while verifying
 
 
 class _Stream:
     """Sequential reader over a plain or gzip-compressed file.
 
-    Decompresses only as far as has been asked for, so a reader that stops
-    after the first HDUs never inflates the rest of the file.
+    Decompresses only as far as has been asked for; :meth:`finish` inflates
+    the rest of the current gzip member so that its CRC32 and length are
+    checked.
     """
 
     def __init__(self, path: Path):
@@ -152,137 +177,219 @@ class _Stream:
         self._gzip = self._raw.read(2) == b"\x1f\x8b"
         self._raw.seek(0)
         self._inflater = _inflate.decompressobj(31) if self._gzip else None
+        self._members = 1
         self._buffer = bytearray()
 
-    def _fill(self, size: int) -> None:
-        """Decompress until the buffer holds ``size`` bytes or the file ends."""
+    def _inflate(self, limit: int) -> bytes | None:
+        """Up to ``limit`` more decompressed bytes; None at the end of the last member."""
         inflater = self._inflater
-        while len(self._buffer) < size:
+        if inflater.eof:  # a further gzip member, or the end of the file
+            data = inflater.unused_data or self._raw.read(CHUNK)
+            if not data:
+                return None
+            inflater = self._inflater = _inflate.decompressobj(31)
+            self._members += 1
+        else:
             data = inflater.unconsumed_tail or self._raw.read(CHUNK)
             if not data:
-                return
-            if inflater.eof:  # a further gzip member
-                data = inflater.unused_data + data
-                inflater = self._inflater = _inflate.decompressobj(31)
-            # Inflate a little ahead: asking for a few KB at a time costs more in
-            # bookkeeping than inflating 64 KB that may not be needed.
-            self._buffer += inflater.decompress(data, max(size - len(self._buffer), READ_AHEAD))
+                raise FitsFormatError(f"file ends inside gzip member {self._members} (truncated)")
+        try:
+            return inflater.decompress(data, limit)
+        except INFLATE_ERRORS as exc:
+            raise FitsFormatError(f"gzip member {self._members} is corrupt: {exc}") from exc
 
     def read_upto(self, n: int) -> bytes:
+        """The next ``n`` bytes, fewer only at the end of the file."""
         if not self._gzip:
             return self._raw.read(n)
-        self._fill(n)
-        if len(self._buffer) <= n:
-            out, self._buffer = bytes(self._buffer), bytearray()
-            return out
+        while len(self._buffer) < n:
+            # Inflate a little ahead: asking for a few KB at a time costs more in
+            # bookkeeping than inflating 64 KB that may not be needed.
+            data = self._inflate(max(n - len(self._buffer), READ_AHEAD))
+            if data is None:
+                break
+            self._buffer += data
         with memoryview(self._buffer) as view:
             out = view[:n].tobytes()
         del self._buffer[:n]
         return out
 
-    def read(self, n: int) -> bytes:
+    def read(self, n: int, what: str) -> bytes:
+        """Exactly the next ``n`` bytes of ``what``."""
         data = self.read_upto(n)
         if len(data) != n:
-            raise FitsFormatError(f"file ends early (wanted {n} bytes, got {len(data)})")
+            raise FitsFormatError(f"file ends inside {what} (truncated)")
         return data
 
-    def skip(self, n: int) -> None:
+    def skip(self, n: int, what: str) -> None:
+        """Pass over the next ``n`` bytes of ``what``."""
         while n > 0:
-            chunk = self.read_upto(min(n, 1 << 20))
-            if not chunk:
-                raise FitsFormatError("file ends inside a data unit")
-            n -= len(chunk)
+            n -= len(self.read(min(n, DRAIN), what))
+
+    def finish(self) -> None:
+        """Inflate the current gzip member to its end, dropping the bytes, to check it."""
+        while self._gzip and not self._inflater.eof:
+            self._inflate(DRAIN)
 
     def close(self) -> None:
         self._raw.close()
 
 
-def _read_header(stream: _Stream, first: bool) -> dict | None:
+def _read_header(stream: _Stream, number: int) -> Header | None:
+    """The header of HDU ``number`` (0: primary); None at a clean end of file."""
     blocks = []
-    while True:
+    while len(blocks) < MAX_HEADER_BLOCKS:
         block = stream.read_upto(BLOCK)
-        if not block and not blocks and not first:
-            return None  # clean end of file between HDUs
-        if first and not blocks and not block.startswith(b"SIMPLE  ="):
-            raise FitsFormatError("not a FITS file (no SIMPLE card)")
+        if not blocks:
+            if not block and number > 0:
+                return None
+            start = b"SIMPLE  = " if number == 0 else b"XTENSION= "
+            if not block.startswith(start):
+                what = "not a FITS file (no SIMPLE card)" if number == 0 else "no XTENSION card"
+                raise FitsFormatError(f"HDU {number}: {what} where its header should start")
         if len(block) < BLOCK:
-            raise FitsFormatError("file ends inside a header")
+            raise FitsFormatError(f"file ends inside the header of HDU {number} (truncated)")
         blocks.append(block)
         # The END card starts on a card boundary.
-        for pos in range(0, BLOCK, CARD):
-            if block[pos : pos + 8] == b"END     ":
-                return parse_header(b"".join(blocks))
-        if len(blocks) > 1000:
-            raise FitsFormatError("header longer than 1000 blocks")
+        if any(block[pos : pos + 8] == b"END     " for pos in range(0, BLOCK, CARD)):
+            return parse_header(b"".join(blocks))
+    raise FitsFormatError(f"HDU {number}: no END card in {MAX_HEADER_BLOCKS} header blocks")
 
 
-def _data_size(header: dict) -> int:
-    naxis = int(header.get("NAXIS", 0))
+def _integer(header: Mapping, key: str, where: str, default: int | None = None) -> int:
+    """Keyword ``key`` as a non-negative integer (``default`` if absent and not None)."""
+    value = header.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        shown = "missing" if value is None else f"{value!r}, not an integer >= 0"
+        raise FitsFormatError(f"{where}: {key} is {shown}")
+    return value
+
+
+def _data_size(header: Mapping, where: str) -> int:
+    """Bytes of the HDU's data unit, padded to whole blocks."""
+    bitpix = header.get("BITPIX")
+    if bitpix not in (8, 16, 32, 64, -32, -64) or isinstance(bitpix, bool):
+        raise FitsFormatError(f"{where}: BITPIX is {bitpix!r}, not a FITS BITPIX")
+    naxis = _integer(header, "NAXIS", where)
+    if naxis > 999:
+        raise FitsFormatError(f"{where}: NAXIS is {naxis}, more than 999")
     if naxis == 0:
         return 0
-    size = abs(int(header.get("BITPIX", 8))) // 8
+    elements = 1
     for i in range(1, naxis + 1):
-        size *= int(header[f"NAXIS{i}"])
-    size = int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + size)
+        elements *= _integer(header, f"NAXIS{i}", where)
+    pcount = _integer(header, "PCOUNT", where, 0)
+    gcount = _integer(header, "GCOUNT", where, 1)
+    size = abs(bitpix) // 8 * gcount * (pcount + elements)
     return -(-size // BLOCK) * BLOCK
 
 
-def _column_layout(header: dict) -> dict[str, tuple[int, str, int]]:
-    """Map column name -> (byte offset in row, TFORM code, repeat)."""
-    layout: dict[str, tuple[int, str, int]] = {}
+class _Column(NamedTuple):
+    number: int  # n of TTYPEn, TFORMn, ...
+    offset: int  # bytes from the start of a row
+    tform: str  # as written
+    code: str  # TFORM type letter
+    repeat: int
+
+
+def _column_layout(header: Mapping, where: str) -> dict[str, _Column]:
+    """The columns by name, checked against ``NAXIS1``."""
+    nfields = _integer(header, "TFIELDS", where)
+    layout: dict[str, _Column] = {}
     offset = 0
-    for i in range(1, int(header["TFIELDS"]) + 1):
-        tform = str(header[f"TFORM{i}"]).strip().upper()
-        digits = ""
-        while tform and tform[0].isdigit():
-            digits, tform = digits + tform[0], tform[1:]
-        if not tform or tform[0] not in _TFORM_TYPES:
-            raise FitsFormatError(f"unsupported TFORM{i} = {header[f'TFORM{i}']!r}")
-        code = tform[0]
-        repeat = int(digits) if digits else 1
+    for i in range(1, nfields + 1):
+        tform = header.get(f"TFORM{i}")
+        text = str(tform).strip().upper()
+        digits = len(text) - len(text.lstrip("0123456789"))
+        code = text[digits : digits + 1]
+        if not isinstance(tform, str) or code not in _TFORM_TYPES:
+            raise FitsFormatError(f"{where}: TFORM{i} is {tform!r}, not a binary-table format")
+        repeat = int(text[:digits] or 1)
         name = str(header.get(f"TTYPE{i}", f"COL{i}")).strip()
-        layout[name] = (offset, code, repeat)
-        width = _TFORM_TYPES[code][1]
-        offset += -(-repeat // 8) if code == "X" else int(repeat * width)
+        layout[name] = _Column(i, offset, tform.strip(), code, repeat)
+        offset += -(-repeat // 8) if code == "X" else repeat * _TFORM_TYPES[code][1]
+    naxis1 = _integer(header, "NAXIS1", where)
+    if naxis1 != offset:
+        raise FitsFormatError(f"{where}: NAXIS1 is {naxis1}, but the TFORMs add up to {offset}")
     return layout
 
 
-def _extract(header: dict, data: bytes, wanted: Iterable[str], where: str) -> TableHDU:
-    layout = _column_layout(header)
-    nrows, row_bytes = int(header["NAXIS2"]), int(header["NAXIS1"])
-    index = {name: i for i, name in enumerate(layout, start=1)}
+def _check_table(header: Mapping, where: str) -> None:
+    """Check the keywords that make an HDU a binary table of one group."""
+    if header.get("XTENSION") != "BINTABLE":
+        raise FitsFormatError(f"{where}: XTENSION is {header.get('XTENSION')!r}, not 'BINTABLE'")
+    for key, value in (("BITPIX", 8), ("NAXIS", 2), ("GCOUNT", 1)):
+        if header.get(key) != value:
+            raise FitsFormatError(f"{where}: {key} is {header.get(key)!r}, not {value}")
+    table_bytes = _integer(header, "NAXIS1", where) * _integer(header, "NAXIS2", where)
+    heap_end = table_bytes + _integer(header, "PCOUNT", where)
+    theap = _integer(header, "THEAP", where, table_bytes)
+    if not table_bytes <= theap <= heap_end:
+        raise FitsFormatError(f"{where}: THEAP is {theap}, outside {table_bytes}..{heap_end}")
+
+
+def _number(header: Mapping, key: str, default: int, where: str) -> int | float:
+    value = header.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FitsFormatError(f"{where}: {key} is {value!r}, not a number")
+    return value
+
+
+def _read_column(rows: np.ndarray, name: str, column: _Column, header, where) -> np.ndarray:
+    """One column of ``rows`` (bytes of the table, one row a line), scaled and native-endian."""
+    stored = None if column.repeat != 1 else _TFORM_TYPES[column.code][0]
+    if stored is None:
+        raise FitsFormatError(
+            f"{where}: column {name!r} has TFORM{column.number} = {column.tform!r}; "
+            "only one L, B, I, J, K, E or D element per row can be read"
+        )
+    stored = np.dtype(stored)
+    values = rows[:, column.offset : column.offset + stored.itemsize].view(stored)[:, 0]
+    if column.code == "L":
+        return values == b"T"
+    scale = _number(header, f"TSCAL{column.number}", 1, where)
+    zero = _number(header, f"TZERO{column.number}", 0, where)
+    native = values.astype(np.float64 if column.code in "ED" else stored.newbyteorder("="))
+    if scale == 1 and zero == _SIGN_FLIP_TZERO.get(column.code):
+        flip, holds = _SIGN_FLIP[column.code]
+        return (native ^ flip).view(holds)
+    if scale != 1 or zero != 0:
+        return native * float(scale) + float(zero)
+    return native
+
+
+def _extract(header: Mapping, data: bytes, wanted: Iterable[str], where: str) -> TableHDU:
+    layout = _column_layout(header, where)
+    nrows, row_bytes = _integer(header, "NAXIS2", where), _integer(header, "NAXIS1", where)
+    rows = np.frombuffer(data, np.uint8, count=nrows * row_bytes).reshape(nrows, row_bytes)
     columns, units = {}, {}
     for name in wanted:
         if name not in layout:
             raise FitsFormatError(f"{where} HDU has no column {name!r}")
-        offset, code, repeat = layout[name]
-        dtype = _TFORM_TYPES[code][0]
-        if dtype is None or repeat != 1:
-            raise FitsFormatError(f"{where} column {name!r} has unsupported format")
-        view = np.ndarray(
-            shape=(nrows,), dtype=np.dtype(dtype), buffer=data, offset=offset, strides=(row_bytes,)
-        )
-        i = index[name]
-        scale, zero = header.get(f"TSCAL{i}", 1), header.get(f"TZERO{i}", 0)
-        native = np.float64 if code in "ED" else np.dtype(dtype).newbyteorder("=")
-        column = view.astype(native)
-        if scale != 1 or zero != 0:
-            column = column * float(scale) + float(zero)
-        columns[name] = column
-        units[name] = str(header.get(f"TUNIT{i}", "")).strip()
+        column = layout[name]
+        columns[name] = _read_column(rows, name, column, header, where)
+        units[name] = str(header.get(f"TUNIT{column.number}", "")).strip()
     return TableHDU(header=header, columns=columns, units=units)
 
 
-def read_tables(path: str | Path, wanted: dict[str, list[str]]) -> dict[str, TableHDU]:
+def read_tables(
+    path: str | Path, wanted: dict[str, list[str]], verify: bool = True
+) -> dict[str, TableHDU]:
     """Read selected columns of selected binary-table HDUs from one file.
 
     Parameters
     ----------
     path : str or Path
-        FITS file, optionally gzip-compressed.
+        FITS file, optionally gzip-compressed (one or several members).
     wanted : dict of str to list of str
         ``EXTNAME`` (case-insensitive) -> column names to read. An empty list
         reads only the header.
+    verify : bool, optional
+        Inflate the gzip member holding the last wanted HDU to its end, so
+        that the CRC32 and length of every member read are checked (default).
+        False stops right after the last wanted HDU, which saves inflating the
+        rest of the member (on H.E.S.S. DR1 files, about 1 ms of 2.5 ms a run)
+        but returns undetected wrong data from a corrupt deflate stream.
 
     Returns
     -------
@@ -292,34 +399,41 @@ def read_tables(path: str | Path, wanted: dict[str, list[str]]) -> dict[str, Tab
     Raises
     ------
     FitsFormatError
-        If the file is not FITS, ends early, lacks a wanted HDU or column, or a
-        wanted column has a format this reader does not handle.
-    OSError, EOFError, zlib.error
-        On unreadable files or corrupt gzip streams.
+        If the file is not FITS, is truncated, its gzip stream is corrupt
+        (CRC32, length or deflate data), it lacks a wanted HDU or column, a
+        layout keyword is invalid or inconsistent, or a wanted column has a
+        format this reader does not handle. The message names the HDU and the
+        keyword or column.
+    OSError
+        If the file cannot be opened or read.
     """
     todo = {name.upper(): name for name in wanted}
     found: dict[str, TableHDU] = {}
     stream = _Stream(Path(path))
     try:
-        first = True
+        number = 0
         while todo:
-            header = _read_header(stream, first)
+            header = _read_header(stream, number)
             if header is None:
                 break
-            first = False
-            size = _data_size(header)
             extname = str(header.get("EXTNAME", "")).strip().upper()
-            if extname in todo and header.get("XTENSION") == "BINTABLE":
-                key = todo.pop(extname)
-                if wanted[key]:
-                    data = stream.read(size) if size else b""
-                    found[key] = _extract(header, data, wanted[key], extname)
-                else:
-                    found[key] = TableHDU(header=header, columns={}, units={})
-                    if todo:
-                        stream.skip(size)
+            where = f"HDU {number} ({extname})" if extname else f"HDU {number}"
+            size = _data_size(header, where)
+            key = todo.pop(extname, None)
+            if key is None:
+                stream.skip(size, f"the data of {where}")
+            elif wanted[key]:
+                _check_table(header, where)
+                data = stream.read(size, f"the data of {where}")
+                found[key] = _extract(header, data, wanted[key], where)
             else:
-                stream.skip(size)
+                _check_table(header, where)
+                found[key] = TableHDU(header=header, columns={}, units={})
+                if todo:
+                    stream.skip(size, f"the data of {where}")
+            number += 1
+        if verify:
+            stream.finish()
     finally:
         stream.close()
     if todo:
@@ -328,6 +442,6 @@ def read_tables(path: str | Path, wanted: dict[str, list[str]]) -> dict[str, Tab
     return found
 
 
-def read_header(path: str | Path, extname: str) -> dict:
-    """Read one HDU's header, stopping right after it."""
-    return read_tables(path, {extname: []})[extname].header
+def read_header(path: str | Path, extname: str, verify: bool = True) -> Header:
+    """Read one binary-table HDU's header, parsing nothing after it (see :func:`read_tables`)."""
+    return read_tables(path, {extname: []}, verify)[extname].header
