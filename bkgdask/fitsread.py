@@ -181,18 +181,17 @@ class _Stream:
         self._buffer = bytearray()
 
     def _inflate(self, limit: int) -> bytes | None:
-        """Up to ``limit`` more decompressed bytes; None at the end of the last member."""
+        """Up to ``limit`` more decompressed bytes; None where the file ends."""
         inflater = self._inflater
         if inflater.eof:  # a further gzip member, or the end of the file
             data = inflater.unused_data or self._raw.read(CHUNK)
-            if not data:
-                return None
-            inflater = self._inflater = _inflate.decompressobj(31)
-            self._members += 1
+            if data:
+                inflater = self._inflater = _inflate.decompressobj(31)
+                self._members += 1
         else:
             data = inflater.unconsumed_tail or self._raw.read(CHUNK)
-            if not data:
-                raise FitsFormatError(f"file ends inside gzip member {self._members} (truncated)")
+        if not data:
+            return None
         try:
             return inflater.decompress(data, limit)
         except INFLATE_ERRORS as exc:
@@ -229,7 +228,8 @@ class _Stream:
     def finish(self) -> None:
         """Inflate the current gzip member to its end, dropping the bytes, to check it."""
         while self._gzip and not self._inflater.eof:
-            self._inflate(DRAIN)
+            if self._inflate(DRAIN) is None:
+                raise FitsFormatError(f"file ends inside gzip member {self._members} (truncated)")
 
     def close(self) -> None:
         self._raw.close()
@@ -243,10 +243,10 @@ def _read_header(stream: _Stream, number: int) -> Header | None:
         if not blocks:
             if not block and number > 0:
                 return None
-            start = b"SIMPLE  = " if number == 0 else b"XTENSION= "
-            if not block.startswith(start):
-                what = "not a FITS file (no SIMPLE card)" if number == 0 else "no XTENSION card"
-                raise FitsFormatError(f"HDU {number}: {what} where its header should start")
+            if number == 0 and not block.startswith(b"SIMPLE  = "):
+                raise FitsFormatError("not a FITS file (it does not start with a SIMPLE card)")
+            if number > 0 and not block.startswith(b"XTENSION= "):
+                raise FitsFormatError(f"HDU {number}: its header does not start with XTENSION")
         if len(block) < BLOCK:
             raise FitsFormatError(f"file ends inside the header of HDU {number} (truncated)")
         blocks.append(block)
@@ -349,7 +349,8 @@ def _read_column(rows: np.ndarray, name: str, column: _Column, header, where) ->
         return values == b"T"
     scale = _number(header, f"TSCAL{column.number}", 1, where)
     zero = _number(header, f"TZERO{column.number}", 0, where)
-    native = values.astype(np.float64 if column.code in "ED" else stored.newbyteorder("="))
+    with np.errstate(invalid="ignore"):  # signalling NaNs become quiet ones
+        native = values.astype(np.float64 if column.code in "ED" else stored.newbyteorder("="))
     if scale == 1 and zero == _SIGN_FLIP_TZERO.get(column.code):
         flip, holds = _SIGN_FLIP[column.code]
         return (native ^ flip).view(holds)
@@ -358,14 +359,17 @@ def _read_column(rows: np.ndarray, name: str, column: _Column, header, where) ->
     return native
 
 
-def _extract(header: Mapping, data: bytes, wanted: Iterable[str], where: str) -> TableHDU:
+def _extract(header: Header, data: bytes, where: str, wanted: Iterable[str]) -> TableHDU:
+    """The ``wanted`` columns of a binary table from its header and data unit."""
+    if not wanted:
+        return TableHDU(header=header, columns={}, units={})
     layout = _column_layout(header, where)
     nrows, row_bytes = _integer(header, "NAXIS2", where), _integer(header, "NAXIS1", where)
     rows = np.frombuffer(data, np.uint8, count=nrows * row_bytes).reshape(nrows, row_bytes)
     columns, units = {}, {}
     for name in wanted:
         if name not in layout:
-            raise FitsFormatError(f"{where} HDU has no column {name!r}")
+            raise FitsFormatError(f"{where} has no column {name!r}")
         column = layout[name]
         columns[name] = _read_column(rows, name, column, header, where)
         units[name] = str(header.get(f"TUNIT{column.number}", "")).strip()
@@ -408,30 +412,9 @@ def read_tables(
         If the file cannot be opened or read.
     """
     todo = {name.upper(): name for name in wanted}
-    found: dict[str, TableHDU] = {}
     stream = _Stream(Path(path))
     try:
-        number = 0
-        while todo:
-            header = _read_header(stream, number)
-            if header is None:
-                break
-            extname = str(header.get("EXTNAME", "")).strip().upper()
-            where = f"HDU {number} ({extname})" if extname else f"HDU {number}"
-            size = _data_size(header, where)
-            key = todo.pop(extname, None)
-            if key is None:
-                stream.skip(size, f"the data of {where}")
-            elif wanted[key]:
-                _check_table(header, where)
-                data = stream.read(size, f"the data of {where}")
-                found[key] = _extract(header, data, wanted[key], where)
-            else:
-                _check_table(header, where)
-                found[key] = TableHDU(header=header, columns={}, units={})
-                if todo:
-                    stream.skip(size, f"the data of {where}")
-            number += 1
+        found = _find_tables(stream, todo, wanted)
         if verify:
             stream.finish()
     finally:
@@ -439,6 +422,31 @@ def read_tables(
     if todo:
         missing = ", ".join(sorted(todo))
         raise FitsFormatError(f"no {missing} HDU in file")
+    return {key: _extract(*found[key], wanted[key]) for key in found}
+
+
+def _find_tables(stream: _Stream, todo: dict[str, str], wanted: dict[str, list[str]]) -> dict:
+    """Headers and data units of the wanted HDUs, removing them from ``todo`` as found."""
+    found: dict[str, tuple[Header, bytes, str]] = {}
+    number = 0
+    while todo:
+        header = _read_header(stream, number)
+        if header is None:
+            break
+        extname = str(header.get("EXTNAME", "")).strip().upper()
+        where = f"HDU {number} ({extname})" if extname else f"HDU {number}"
+        size = _data_size(header, where)
+        key = todo.pop(extname, None)
+        what = f"the data of {where}"
+        if key is None:
+            stream.skip(size, what)
+        else:
+            _check_table(header, where)
+            data = stream.read(size, what) if wanted[key] else b""
+            if not wanted[key] and todo:  # only the header was wanted
+                stream.skip(size, what)
+            found[key] = (header, data, where)
+        number += 1
     return found
 
 
