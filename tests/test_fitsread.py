@@ -302,6 +302,7 @@ ERROR_CASES = {
     "not-fits": (lambda raw: b"hello world " * 500, EVENTS, NOT_FITS),
     "not-fits-gzip": (lambda raw: gzip.compress(b"hello " * 500), EVENTS, "not a FITS file"),
     "missing-hdu": (lambda raw: raw, {"EVENTS": ["TIME"], "BKG": []}, "no BKG HDU in file"),
+    "missing-hdu-gzip": (lambda raw: gzip.compress(raw), NO_BKG, "no BKG HDU in file"),
     "only-primary": (lambda raw: raw[: hdu_spans(raw)[1][0]], EVENTS, "no EVENTS HDU in file"),
     "missing-column": (lambda raw: raw, ev("NOPE"), "HDU 1 (EVENTS) has no column 'NOPE'"),
     "string-column": (lambda raw: raw, ev("NAME"), "column 'NAME' has TFORM16 = '12A'"),
