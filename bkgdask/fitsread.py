@@ -1,22 +1,15 @@
 """A lean, checked reader for the binary-table HDUs of DL3 files.
 
-Reads only the columns asked for, from only the HDUs asked for, and parses
-nothing after the last wanted HDU. This is several times faster than
-``astropy.table.Table.read`` on DL3 event lists, whose EVENTS HDU comes first
-and whose IRF HDUs are large.
+Reads only the wanted columns of the wanted HDUs and parses nothing after the
+last of them: several times faster than ``astropy.table.Table.read`` on DL3
+event lists, whose EVENTS HDU comes first and whose IRF HDUs are large. By
+default the gzip member holding them is still inflated to its end, dropping the
+bytes, so that its CRC32 and length are checked; the layout keywords the reader
+relies on are checked against each other and against the size of the file.
 
-Nothing is returned that has not been checked: by default (``verify=True``)
-the gzip member holding the wanted HDUs is inflated to its end, without
-keeping the bytes, so that the inflater checks its CRC32 and length (a
-corrupt deflate stream can otherwise decode without error into different
-data); the layout keywords the reader relies on (``BITPIX``, ``NAXISn``,
-``PCOUNT``, ``GCOUNT``, ``TFIELDS``, ``TFORMn``, ``THEAP``) are checked
-against each other and against the size of the file.
-
-Only what DL3 EVENTS and GTI tables use is read: columns of one ``L``,
-``B``, ``I``, ``J``, ``K``, ``E`` or ``D`` element, with ``TZERO``/``TSCAL``
-scaling. Anything else in a wanted column is an error; other columns are
-skipped whatever their type.
+Only columns of one ``L``, ``B``, ``I``, ``J``, ``K``, ``E`` or ``D`` element,
+with ``TZERO``/``TSCAL`` scaling, are read (what DL3 EVENTS and GTI tables
+use); anything else in a wanted column is an error, other columns are skipped.
 """
 
 from __future__ import annotations
@@ -32,32 +25,18 @@ BLOCK = 2880
 CARD = 80
 MAX_HEADER_BLOCKS = 1000
 
-# FITS TFORM letter -> (numpy big-endian type of one element or None, bytes per element)
-_TFORM_TYPES = {
-    "L": ("S1", 1),
-    "X": (None, 1),  # bits: ceil(repeat / 8) bytes
-    "B": ("u1", 1),
-    "I": (">i2", 2),
-    "J": (">i4", 4),
-    "K": (">i8", 8),
-    "A": (None, 1),
-    "E": (">f4", 4),
-    "D": (">f8", 8),
-    "C": (None, 8),
-    "M": (None, 16),
-    "P": (None, 8),
-    "Q": (None, 16),
+# FITS TFORM letter -> bytes per element (X: per 8 elements)
+_TFORM_WIDTHS = dict(L=1, X=1, B=1, I=2, J=4, K=8, A=1, E=4, D=8, C=8, M=16, P=8, Q=16)
+# TFORM letter -> numpy big-endian type of the columns this reader reads
+_READ_TYPES = {"L": "S1", "B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8"}
+# TZERO that makes an integer column hold the other-signed type: TFORM letter ->
+# (that TZERO, value to XOR the native stored integers with, the type they then hold)
+_SIGN_FLIPS = {
+    "B": (-128, np.uint8(0x80), np.int8),
+    "I": (1 << 15, np.int16(-(1 << 15)), np.uint16),
+    "J": (1 << 31, np.int32(-(1 << 31)), np.uint32),
+    "K": (1 << 63, np.int64(-(1 << 63)), np.uint64),
 }
-
-# TZERO of the integer types that stores the other-signed type exactly: TFORM letter ->
-# (value to XOR the native stored integers with, type they then hold).
-_SIGN_FLIP = {
-    "B": (np.uint8(0x80), np.int8),
-    "I": (np.int16(-(1 << 15)), np.uint16),
-    "J": (np.int32(-(1 << 31)), np.uint32),
-    "K": (np.int64(-(1 << 63)), np.uint64),
-}
-_SIGN_FLIP_TZERO = {"B": -128, "I": 1 << 15, "J": 1 << 31, "K": 1 << 63}
 
 
 class FitsFormatError(ValueError):
@@ -86,7 +65,11 @@ class TableHDU:
     units: dict[str, str]
 
 
+_LOGICAL_OR_NONE = {"T": True, "F": False, "": None}
+
+
 def _parse_value(text: str) -> str | int | float | bool | None:
+    """The value of a card from its 11th column on: str, int, float, bool, or None if empty."""
     if text.lstrip().startswith("'"):
         # A string ends at the first single quote that is not doubled.
         rest = text.lstrip()[1:]
@@ -95,12 +78,8 @@ def _parse_value(text: str) -> str | int | float | bool | None:
             end = rest.find("'", end + 2)
         return (rest if end < 0 else rest[:end]).replace("''", "'").rstrip()
     value = text.split("/", 1)[0].strip()
-    if value == "T":
-        return True
-    if value == "F":
-        return False
-    if value == "":
-        return None
+    if value in _LOGICAL_OR_NONE:
+        return _LOGICAL_OR_NONE[value]
     try:
         return int(value)
     except ValueError:
@@ -302,12 +281,12 @@ def _column_layout(header: Mapping, where: str) -> dict[str, _Column]:
         text = str(tform).strip().upper()
         digits = len(text) - len(text.lstrip("0123456789"))
         code = text[digits : digits + 1]
-        if not isinstance(tform, str) or code not in _TFORM_TYPES:
+        if not isinstance(tform, str) or code not in _TFORM_WIDTHS:
             raise FitsFormatError(f"{where}: TFORM{i} is {tform!r}, not a binary-table format")
         repeat = int(text[:digits] or 1)
         name = str(header.get(f"TTYPE{i}", f"COL{i}")).strip()
         layout[name] = _Column(i, offset, tform.strip(), code, repeat)
-        offset += -(-repeat // 8) if code == "X" else repeat * _TFORM_TYPES[code][1]
+        offset += -(-repeat // 8) if code == "X" else repeat * _TFORM_WIDTHS[code]
     naxis1 = _integer(header, "NAXIS1", where)
     if naxis1 != offset:
         raise FitsFormatError(f"{where}: NAXIS1 is {naxis1}, but the TFORMs add up to {offset}")
@@ -335,15 +314,16 @@ def _number(header: Mapping, key: str, default: int, where: str) -> int | float:
     return value
 
 
-def _read_column(rows: np.ndarray, name: str, column: _Column, header, where) -> np.ndarray:
+def _read_column(
+    rows: np.ndarray, name: str, column: _Column, header: Mapping, where: str
+) -> np.ndarray:
     """One column of ``rows`` (bytes of the table, one row a line), scaled and native-endian."""
-    stored = None if column.repeat != 1 else _TFORM_TYPES[column.code][0]
-    if stored is None:
+    if column.repeat != 1 or column.code not in _READ_TYPES:
         raise FitsFormatError(
             f"{where}: column {name!r} has TFORM{column.number} = {column.tform!r}; "
             "only one L, B, I, J, K, E or D element per row can be read"
         )
-    stored = np.dtype(stored)
+    stored = np.dtype(_READ_TYPES[column.code])
     values = rows[:, column.offset : column.offset + stored.itemsize].view(stored)[:, 0]
     if column.code == "L":
         return values == b"T"
@@ -351,8 +331,8 @@ def _read_column(rows: np.ndarray, name: str, column: _Column, header, where) ->
     zero = _number(header, f"TZERO{column.number}", 0, where)
     with np.errstate(invalid="ignore"):  # signalling NaNs become quiet ones
         native = values.astype(np.float64 if column.code in "ED" else stored.newbyteorder("="))
-    if scale == 1 and zero == _SIGN_FLIP_TZERO.get(column.code):
-        flip, holds = _SIGN_FLIP[column.code]
+    sign_flip_zero, flip, holds = _SIGN_FLIPS.get(column.code, (None, None, None))
+    if scale == 1 and zero == sign_flip_zero:
         return (native ^ flip).view(holds)
     if scale != 1 or zero != 0:
         return native * float(scale) + float(zero)
@@ -391,9 +371,9 @@ def read_tables(
     verify : bool, optional
         Inflate the gzip member holding the last wanted HDU to its end, so
         that the CRC32 and length of every member read are checked (default).
-        False stops right after the last wanted HDU, which saves inflating the
-        rest of the member (on H.E.S.S. DR1 files, about 1 ms of 2.5 ms a run)
-        but returns undetected wrong data from a corrupt deflate stream.
+        False stops right after the last wanted HDU and saves inflating the rest
+        of the member (EVENTS and GTI of a H.E.S.S. DR1 run: 1.0 ms instead of
+        2.3 ms), but then a corrupt deflate stream can give wrong data unnoticed.
 
     Returns
     -------
