@@ -15,13 +15,16 @@ from conftest import data_dir
 
 from bkgdask.fitsread import FitsFormatError, parse_header, read_header, read_tables
 
-# Column name -> (TFORM, values written, TZERO, TSCAL); TZERO/TSCAL are set afterwards
-# in the header, so that the stored integers are the values written.
 N_ROWS = 300
 
 
 def scalar_columns(rng: np.random.Generator, n: int, byteorder: str) -> dict:
-    """Columns of every readable type, as numpy arrays of the given byte order."""
+    """Columns of every readable type, as numpy arrays of the given byte order.
+
+    Name -> (TFORM, values written, TZERO, TSCAL). :func:`set_scaling` sets the
+    TZERO/TSCAL given here, and the TZERO of unsigned (and signed-byte) columns, in
+    the header after writing, so that the stored values are those written.
+    """
 
     def typed(values, dtype):
         return np.asarray(values).astype(np.dtype(dtype).newbyteorder(byteorder))
@@ -177,6 +180,9 @@ def test_columns_and_header_as_astropy(tmp_path, byteorder, packing):
     for verify in (True, False):
         tables = read_tables(path, WANTED, verify=verify)
         assert_same_as_astropy(path, tables)
+    header = tables["EVENTS"].header
+    assert header["OBJECT"] == "O'Brien's ''field''" and header["EMPTYSTR"] == ""
+    assert len(header) > 3 * 2880 // 80  # several blocks
     with fits.open(path) as hdus:
         units = {c.name: c.unit or "" for c in hdus["EVENTS"].columns if c.name in READABLE}
     assert tables["EVENTS"].units == units
