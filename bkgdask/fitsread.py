@@ -14,6 +14,7 @@ use); anything else in a wanted column is an error, other columns are skipped.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,7 @@ class _Stream:
 
     def __init__(self, path: Path):
         self._raw = open(path, "rb")  # closed in close()
+        self._size = os.fstat(self._raw.fileno()).st_size
         self._gzip = self._raw.read(2) == b"\x1f\x8b"
         self._raw.seek(0)
         self._inflater = _inflate.decompressobj(31) if self._gzip else None
@@ -178,8 +180,8 @@ class _Stream:
 
     def read_upto(self, n: int) -> bytes:
         """The next ``n`` bytes, fewer only at the end of the file."""
-        if not self._gzip:
-            return self._raw.read(n)
+        if not self._gzip:  # never more than the file holds, whatever a header says
+            return self._raw.read(min(n, self._size - self._raw.tell()))
         while len(self._buffer) < n:
             # Inflate a little ahead: asking for a few KB at a time costs more in
             # bookkeeping than inflating 64 KB that may not be needed.
