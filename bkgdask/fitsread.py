@@ -433,5 +433,5 @@ def _find_tables(stream: _Stream, todo: dict[str, str], wanted: dict[str, list[s
 
 
 def read_header(path: str | Path, extname: str, verify: bool = True) -> Header:
-    """Read one binary-table HDU's header, parsing nothing after it (see :func:`read_tables`)."""
+    """Read one binary-table HDU's header; ``verify`` as in :func:`read_tables`."""
     return read_tables(path, {extname: []}, verify)[extname].header
