@@ -13,7 +13,7 @@ import pytest
 from astropy.io import fits
 from conftest import data_dir
 
-from bkgdask.fitsread import FitsFormatError, parse_header, read_header, read_tables
+from bkgdask.io.fitsread import FitsFormatError, parse_header, read_header, read_tables
 
 N_ROWS = 300
 
