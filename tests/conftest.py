@@ -39,3 +39,11 @@ def pytest_collection_modifyitems(config, items):
 def hess_dir() -> Path:
     """The H.E.S.S. DL3 DR1 store."""
     return data_dir() / "hess-dl3-dr1"
+
+
+@pytest.fixture
+def artifacts(tmp_path) -> Path:
+    """Where browser tests keep screenshots: ``$BKGDASK_ARTIFACTS`` if set, else a temporary folder."""
+    folder = Path(os.environ.get("BKGDASK_ARTIFACTS") or tmp_path / "artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -6,11 +6,9 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import xarray as xr
-from conftest import ROOT
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import SchedulerPlugin
 
@@ -18,7 +16,6 @@ import bkgdask
 from bkgdask.config import BuildConfig
 from bkgdask.sim.simulate import SimulationConfig, simulate_store
 
-ARTIFACTS = Path(os.environ.get("BKGDASK_ARTIFACTS", ROOT / "artifacts"))
 QUIET = {"compute": {"progress": False, "runs_per_task": 1}}  # many small tasks to interrupt
 
 
@@ -99,7 +96,7 @@ BOKEH_STATE = """(() => {
 
 
 @pytest.mark.browser
-def test_dashboard_shows_the_build(store):
+def test_dashboard_shows_the_build(store, artifacts):
     from browser import Chromium
 
     stop = threading.Event()
@@ -123,17 +120,17 @@ def test_dashboard_shows_the_build(store):
                     f"s.titles.some(t => t.startsWith('Progress')) ? s : null)({BOKEH_STATE})",
                     timeout=60,
                 )
-                page.screenshot(ARTIFACTS / "dashboard-status.png")
+                page.screenshot(artifacts / "dashboard-status.png")
         finally:
             stop.set()
             thread.join(timeout=120)
     assert "Task Stream" in state["titles"]
     assert state["canvases"] >= 4
-    assert (ARTIFACTS / "dashboard-status.png").stat().st_size > 20_000
+    assert (artifacts / "dashboard-status.png").stat().st_size > 20_000
 
 
 @pytest.mark.browser
-def test_performance_report_opens_offline(store, tmp_path):
+def test_performance_report_opens_offline(store, tmp_path, artifacts):
     from browser import Chromium
 
     report = tmp_path / "report.html"
@@ -148,6 +145,6 @@ def test_performance_report_opens_offline(store, tmp_path):
         state = page.wait_for(
             f"(s => s.docs > 0 && s.canvases > 0 ? s : null)({BOKEH_STATE})", timeout=60
         )
-        page.screenshot(ARTIFACTS / "performance-report.png")
+        page.screenshot(artifacts / "performance-report.png")
     assert "Task Stream" in " ".join(state["titles"])
     assert any(name.startswith("histogram") for name in state["names"])
