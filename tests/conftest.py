@@ -43,7 +43,7 @@ def hess_dir() -> Path:
 
 @pytest.fixture
 def artifacts(tmp_path) -> Path:
-    """Where browser tests keep screenshots: ``$BKGDASK_ARTIFACTS`` if set, else a temporary folder."""
+    """Folder for browser screenshots: ``$BKGDASK_ARTIFACTS`` if set, else a temporary one."""
     folder = Path(os.environ.get("BKGDASK_ARTIFACTS") or tmp_path / "artifacts")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
