@@ -93,7 +93,7 @@ def cut_to_extent(total: xr.Dataset, label: str) -> xr.Dataset:
         if not keep.all():
             cuts["offset"] = np.flatnonzero(keep)
             where = _bin_range(lo, hi, keep, "deg")
-            reasons.append(f"offset {where} (events reach {attrs["offset_max"]:.4g} deg)")
+            reasons.append(f"offset {where} (events reach {attrs['offset_max']:.4g} deg)")
     lo, hi = total["energy_lo"].values, total["energy_hi"].values
     keep = (hi > attrs["energy_min"]) & (lo <= attrs["energy_max"])
     if not keep.all():
