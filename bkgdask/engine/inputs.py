@@ -18,9 +18,12 @@ Decisions, in the order a build meets them:
   run and the file.
 - **The data's extent**: every partial records the largest offset and the energy
   range of its kept events. A model's offset bins whose lower edge lies beyond
-  the largest event offset, and its energy bins entirely outside the events'
-  energy range, are cut from the model with a warning naming them: such bins
-  were not measured, and a zero there would read as "no background".
+  the largest event offset are cut from the model with a warning naming them:
+  they were not measured, and a zero there would read as "no background".
+  Energy bins entirely outside the events' energy range (below the threshold,
+  above the highest event) are kept, as the analysis's energy thresholds deal
+  with them, but a warning names them and the header records the range
+  (``EVTEMIN``/``EVTEMAX``).
 """
 
 from __future__ import annotations
@@ -71,39 +74,46 @@ def check_irf_class(
     return irf_class
 
 
-def _bin_range(lo: np.ndarray, hi: np.ndarray, keep: np.ndarray, unit: str) -> str:
-    return f"{lo[~keep].min():.4g}-{hi[~keep].max():.4g} {unit}"
-
-
 def cut_to_extent(total: xr.Dataset, label: str) -> xr.Dataset:
-    """Cut the bins of a summed partial that lie beyond its events, with a warning.
+    """Cut the offset bins of a summed partial that lie beyond its events, with a warning.
 
-    Offset bins whose lower edge lies beyond the largest event offset, and
-    energy bins entirely outside the events' energy range, are dropped.
-    ``total`` is returned unchanged if it has no input attributes or nothing
-    lies beyond the events.
+    Offset bins whose lower edge lies beyond the largest event offset are
+    dropped; energy bins entirely outside the events' energy range are named in
+    a warning and kept. ``total`` is returned unchanged if it has no input
+    attributes or no offset bin lies beyond the events.
     """
     attrs = total.attrs
     if "offset_max" not in attrs or attrs.get("n_kept", 0) == 0:
         return total
-    cuts, reasons = {}, []
-    if "offset" in total.dims:
-        lo, hi = total["offset_lo"].values, total["offset_hi"].values
-        keep = lo < attrs["offset_max"]
-        if not keep.all():
-            cuts["offset"] = np.flatnonzero(keep)
-            where = _bin_range(lo, hi, keep, "deg")
-            reasons.append(f"offset {where} (events reach {attrs['offset_max']:.4g} deg)")
-    lo, hi = total["energy_lo"].values, total["energy_hi"].values
-    keep = (hi > attrs["energy_min"]) & (lo <= attrs["energy_max"])
-    if not keep.all():
-        cuts["energy"] = np.flatnonzero(keep)
-        span = f"{attrs['energy_min']:.3g}-{attrs['energy_max']:.3g} TeV"
-        reasons.append(f"energy {_bin_range(lo, hi, keep, 'TeV')} (events span {span})")
-    if not cuts:
+    _warn_energy_beyond(total, label)
+    if "offset" not in total.dims:
         return total
-    log.warning("model %s: bins beyond the data cut: %s", label, "; ".join(reasons))
-    return total.isel(cuts)
+    lo, hi = total["offset_lo"].values, total["offset_hi"].values
+    keep = lo < attrs["offset_max"]
+    if keep.all():
+        return total
+    log.warning(
+        "model %s: offset bins %.4g-%.4g deg cut, beyond the data (events reach %.4g deg)",
+        label,
+        lo[~keep].min(),
+        hi[~keep].max(),
+        attrs["offset_max"],
+    )
+    return total.isel(offset=np.flatnonzero(keep))
+
+
+def _warn_energy_beyond(total: xr.Dataset, label: str) -> None:
+    attrs = total.attrs
+    lo, hi = total["energy_lo"].values, total["energy_hi"].values
+    measured = (hi > attrs["energy_min"]) & (lo <= attrs["energy_max"])
+    if not measured.all():
+        log.warning(
+            "model %s: energy bins %s hold no event (events span %.4g-%.4g TeV)",
+            label,
+            ", ".join(f"{a:.4g}-{b:.4g}" for a, b in zip(lo[~measured], hi[~measured])),
+            attrs["energy_min"],
+            attrs["energy_max"],
+        )
 
 
 @dataclass(frozen=True)
