@@ -94,6 +94,12 @@ def _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options
     return changes
 
 
+def _input_overrides(events: str | None, allow_point_like: bool | None) -> dict:
+    """Config changes of ``--events`` and ``--allow-point-like`` (only those given)."""
+    given = {"events": events, "allow_point_like": allow_point_like}
+    return {key: value for key, value in given.items() if value is not None}
+
+
 def _start_early(compute_options: dict, announce):
     """The backend of the command-line options alone, starting (None if they do not validate)."""
     from pydantic import ValidationError
@@ -118,6 +124,13 @@ def _start_early(compute_options: dict, announce):
     help="Bundle to write (FITS; .gz compresses).",
 )
 @click.option("--select", default=None, help="Run selection, e.g. \"TARGET_NAME == 'Off data'\".")
+@click.option("--events", default=None, help='Event filter on EVENTS columns, e.g. "MC_ID == 1".')
+@click.option(
+    "--allow-point-like",
+    is_flag=True,
+    default=None,
+    help="Build from point-like stores too (models labelled POINT-LIKE).",
+)
 @click.option("--zenith-edges", default=None, help="Zenith group edges, e.g. 0,20,40,90 (deg).")
 @click.option("--energy-edges", default=None, help="Energy edges, e.g. '0.1,1,10,100 TeV'.")
 @click.option("--offset-edges", default=None, help="Offset edges, e.g. '0,1,2,3 deg'.")
@@ -164,6 +177,8 @@ def build(
     dask_config,
     report,
     progress,
+    events=None,
+    allow_point_like=None,
 ):
     """Build zenith-grouped background models from DATASTORE and write one bundle."""
     from .compute.hpc import load_dask_config
@@ -192,6 +207,7 @@ def build(
 
             config = BuildConfig.read(config_file) if config_file else BuildConfig()
             changes = _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options)
+            changes.update(_input_overrides(events, allow_point_like))
             config = config.updated(changes)
             if backend is None:
                 from .compute.backends import make_backend
@@ -202,6 +218,7 @@ def build(
             from .io.store import DataStore
 
             store = DataStore.open(datastore)
+            _echo_err(f"bkgdask: index {store.index_path}")
             check_output(output, [store.base_dir], "bundle")
             if report is not None:
                 check_output(report, [store.base_dir], "report")

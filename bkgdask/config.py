@@ -34,7 +34,8 @@ from pydantic import (
 )
 
 from .compute.config import ComputeConfig, Strict
-from .errors import ConfigError
+from .errors import BkgdaskError, ConfigError
+from .io.event_filter import compile_event_filter
 from .models import KINDS, ModelKind, get_kind
 from .models.binning import Binning, check_edges
 
@@ -218,10 +219,26 @@ class BuildConfig(_Strict):
         default=None,
         description="obs-index query, e.g. \"TARGET_NAME == 'Off data'\"; all runs if null",
     )
+    events: str | None = Field(
+        default=None,
+        description="event filter on EVENTS columns, e.g. \"MC_ID == 1\"; all events if null",
+    )
+    allow_point_like: bool = Field(
+        default=False, description="build from point-like stores (models labelled POINT-LIKE)"
+    )
     model: ModelConfig = ModelConfig()
     binning: BinningConfig = BinningConfig()
     grouping: GroupingConfig = GroupingConfig()
     compute: ComputeConfig = ComputeConfig()
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, expression: str | None) -> str | None:
+        try:
+            compile_event_filter(expression)
+        except BkgdaskError as exc:
+            raise ValueError(str(exc)) from None
+        return expression
 
     @property
     def kind(self) -> ModelKind:

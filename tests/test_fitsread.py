@@ -311,7 +311,11 @@ ERROR_CASES = {
     "missing-hdu-gzip": (lambda raw: gzip.compress(raw), NO_BKG, "no BKG HDU in file"),
     "only-primary": (lambda raw: raw[: hdu_spans(raw)[1][0]], EVENTS, "no EVENTS HDU in file"),
     "missing-column": (lambda raw: raw, ev("NOPE"), "HDU 1 (EVENTS) has no column 'NOPE'"),
-    "string-column": (lambda raw: raw, ev("NAME"), "column 'NAME' has TFORM16 = '12A'"),
+    "string-not-ascii": (
+        lambda raw: raw.replace(b"ev17", b"ev\xe97"),
+        ev("NAME"),
+        "column 'NAME' holds bytes that are not ASCII",
+    ),
     "bit-column": (lambda raw: raw, ev("BITS"), "column 'BITS' has TFORM17 = '3X'"),
     "vector-column": (lambda raw: raw, ev("VEC"), "column 'VEC' has TFORM18 = '2E'"),
     "complex-column": (lambda raw: raw, ev("CPLX"), "column 'CPLX' has TFORM19 = 'C'"),
@@ -520,3 +524,30 @@ def test_hess_run_with_a_flipped_bit_in_events_is_an_error(tmp_path):
                 break
     # The flips tried include ones that read wrong columns when not verified.
     assert silently_wrong == 3
+
+
+@pytest.mark.parametrize("packing", ["plain", "gzip"])
+def test_string_columns_as_astropy(tmp_path, packing):
+    raw = dl3_bytes()
+    path = tmp_path / ("s.fits.gz" if packing == "gzip" else "s.fits")
+    path.write_bytes(gzip.compress(raw) if packing == "gzip" else raw)
+    got = read_tables(path, {"EVENTS": ["NAME", "TIME"]})["EVENTS"].columns["NAME"]
+    expected = astropy_columns(path, "EVENTS", ["NAME"])["NAME"]
+    assert got.dtype.kind == "U" and got.shape == (N_ROWS,)
+    np.testing.assert_array_equal(got, expected)
+    assert got[17] == "ev17" and (got == "ev3").sum() == 1
+
+
+def test_string_columns_blank_padded(tmp_path):
+    names = np.array(["on ", "off", "", "a b"])
+    columns = [
+        fits.Column("WHERE", "5A", array=names),
+        fits.Column("ID", "J", array=np.arange(4)),
+    ]
+    path = tmp_path / "s.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(columns, name="T")]).writeto(
+        path
+    )
+    got = read_tables(path, {"T": ["WHERE", "ID"]})["T"].columns
+    assert got["WHERE"].tolist() == ["on", "off", "", "a b"]
+    assert got["ID"].tolist() == [0, 1, 2, 3]

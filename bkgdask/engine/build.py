@@ -17,6 +17,7 @@ from ..compute.backends import Backend, DistributedBackend, make_backend
 from ..config import BuildConfig
 from ..errors import SelectionError
 from ..io.bundle import bundle_obs_index, merged_hdu_index, write_bundle
+from ..io.event_filter import compile_event_filter
 from ..io.files import check_output
 from ..io.query import select_rows
 from ..io.runs import RunInput
@@ -25,6 +26,7 @@ from ..models import Model, ModelKind
 from ..models.binning import Binning
 from ..models.kernel2d import HAVE_NUMBA
 from .grouping import ZENITH, Group, assign_models, group_of, make_groups
+from .inputs import BuildInputs
 from .reduce import tree_reduce
 from .tasks import RunBatch, histogram_runs
 
@@ -116,12 +118,18 @@ def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
     n_runs = sum(map(len, runs.values()))
     per_task = runs_per_task(config.compute.runs_per_task, n_runs)
     compiled = use_compiled_kernel(config.compute.kernel, n_runs)
+    event_filter = compile_event_filter(config.events)
     graphs = {}
     for index, group_runs in sorted(runs.items()):
         batches = (group_runs[i : i + per_task] for i in range(0, len(group_runs), per_task))
         parts = [
             delayed(histogram_runs, pure=True)(
-                RunBatch(batch), kind, binning, compiled, dask_key_name=_histogram_key(batch)
+                RunBatch(batch),
+                kind,
+                binning,
+                compiled,
+                event_filter,
+                dask_key_name=_histogram_key(batch),
             )
             for batch in batches
         ]
@@ -183,6 +191,7 @@ class BuildResult:
     groups: dict[str, Group]
     assignment: dict[int, Group]
     summary: dict = field(default_factory=dict)
+    inputs: BuildInputs | None = None
 
     def model_hdus(self) -> dict:
         """Per group label: the model's GADF HDU, with provenance keywords."""
@@ -193,6 +202,8 @@ class BuildResult:
             hdu.name = group.hdu_name
             hdu.header.update(group.header_cards())
             hdu.header.update(_provenance(total))
+            if self.inputs is not None:
+                self.inputs.label(hdu.header, total)
             hdus[label] = hdu
         return hdus
 
@@ -284,6 +295,7 @@ def build(
         backend = owned = make_backend(config.compute, announce).start()
     try:
         store = store if isinstance(store, DataStore) else DataStore.open(store)
+        inputs = BuildInputs.of(store, config)
         plan = plan_build(store, config)
         backend.prepare(plan.n_runs)
         keys = sorted(plan.graphs)
@@ -292,6 +304,7 @@ def build(
         if owned is not None:
             owned.close()
     totals = {plan.groups[k].label: total for k, total in zip(keys, results)}
+    totals = inputs.finish(totals)
     assignment = assign_models(store.obs_ids, plan.values, plan.groups, set(keys))
     seconds = time.perf_counter() - start
     n_events = sum(int(t.attrs["n_events"]) for t in totals.values())
@@ -303,4 +316,4 @@ def build(
         "events_per_second": n_events / seconds if seconds > 0 else float("nan"),
     }
     groups = {plan.groups[k].label: plan.groups[k] for k in keys}
-    return BuildResult(store, plan.kind, totals, groups, assignment, summary)
+    return BuildResult(store, plan.kind, totals, groups, assignment, summary, inputs)

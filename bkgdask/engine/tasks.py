@@ -10,13 +10,19 @@ from collections.abc import Sequence
 
 import xarray as xr
 
-from ..io.runs import RunInput, read_run
+from ..io.event_filter import EventFilter
+from ..io.runs import RunInput
 from ..models.base import ModelKind
 from ..models.binning import Binning
+from .filtered import input_attrs, read_filtered_run
 
 
 def histogram_run(
-    run: RunInput, kind: ModelKind, binning: Binning, compiled: bool | None = None
+    run: RunInput,
+    kind: ModelKind,
+    binning: Binning,
+    compiled: bool | None = None,
+    event_filter: EventFilter | None = None,
 ) -> xr.Dataset:
     """Histogram one observation: the "chunk" step of the reduction.
 
@@ -30,6 +36,8 @@ def histogram_run(
         The kind's bins (TeV, deg).
     compiled : bool, optional
         Use the numba-compiled loop (default: if numba is installed).
+    event_filter : EventFilter, optional
+        Keep only the events it passes, before binning.
 
     Returns
     -------
@@ -37,20 +45,22 @@ def histogram_run(
         ``counts`` (int64) and ``exposure`` (float64, s MeV sr) over the
         kind's dims, with bin edges as coordinates; attributes ``obs_id``,
         ``zenith`` (deg), ``observation_time`` (s, sum of GTIs) and
-        ``n_events`` (events read, in range or not).
+        ``n_events`` (events read, in range or not), and those of
+        :func:`bkgdask.engine.filtered.input_attrs` (events kept, their extent).
 
     Raises
     ------
     RunError
         On any problem with the run's files, naming the run and the file.
     """
-    events = read_run(run)
+    events, n_read = read_filtered_run(run, event_filter)
     partial = kind.chunk(events, binning, compiled)
     partial.attrs = {
         "obs_id": run.obs_id,
         "zenith": run.zenith_deg,
         "observation_time": events.observation_time,
-        "n_events": int(events.energy.size),
+        "n_events": n_read,
+        **input_attrs(events),
     }
     return partial
 
@@ -76,8 +86,9 @@ def histogram_runs(
     kind: ModelKind,
     binning: Binning,
     compiled: bool | None = None,
+    event_filter: EventFilter | None = None,
 ) -> xr.Dataset:
     """Histogram several runs in one task: each run labelled, then combined (the chunk step)."""
     runs = runs.runs if isinstance(runs, RunBatch) else runs
-    partials = [histogram_run(run, kind, binning, compiled) for run in runs]
+    partials = [histogram_run(run, kind, binning, compiled, event_filter) for run in runs]
     return partials[0] if len(partials) == 1 else kind.combine(partials)

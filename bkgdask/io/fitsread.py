@@ -8,8 +8,10 @@ bytes, so that its CRC32 and length are checked; the layout keywords the reader
 relies on are checked against each other and against the size of the file.
 
 Only columns of one ``L``, ``B``, ``I``, ``J``, ``K``, ``E`` or ``D`` element,
-with ``TZERO``/``TSCAL`` scaling, are read (what DL3 EVENTS and GTI tables
-use); anything else in a wanted column is an error, other columns are skipped.
+with ``TZERO``/``TSCAL`` scaling, and fixed-width ASCII strings ``rA`` (read as
+``str``, trailing blanks and NULs dropped) are read (what DL3 EVENTS and GTI
+tables use); anything else in a wanted column is an error, other columns are
+skipped.
 """
 
 from __future__ import annotations
@@ -320,10 +322,12 @@ def _read_column(
     rows: np.ndarray, name: str, column: _Column, header: Mapping, where: str
 ) -> np.ndarray:
     """One column of ``rows`` (bytes of the table, one row a line), scaled and native-endian."""
+    if column.code == "A" and column.repeat > 0:
+        return _read_strings(rows, name, column, where)
     if column.repeat != 1 or column.code not in _READ_TYPES:
         raise FitsFormatError(
             f"{where}: column {name!r} has TFORM{column.number} = {column.tform!r}; "
-            "only one L, B, I, J, K, E or D element per row can be read"
+            "only one L, B, I, J, K, E or D element, or an rA string, per row can be read"
         )
     stored = np.dtype(_READ_TYPES[column.code])
     values = rows[:, column.offset : column.offset + stored.itemsize].view(stored)[:, 0]
@@ -339,6 +343,16 @@ def _read_column(
     if scale != 1 or zero != 0:
         return native * float(scale) + float(zero)
     return native
+
+
+def _read_strings(rows: np.ndarray, name: str, column: _Column, where: str) -> np.ndarray:
+    """An ``rA`` column as ``str`` (``<U r``), without trailing blanks and NULs."""
+    width = column.repeat
+    stored = rows[:, column.offset : column.offset + width].copy().view(f"S{width}")[:, 0]
+    try:
+        return np.char.rstrip(np.char.decode(stored, "ascii"), " ")
+    except UnicodeDecodeError:
+        raise FitsFormatError(f"{where}: column {name!r} holds bytes that are not ASCII") from None
 
 
 def _extract(header: Header, data: bytes, where: str, wanted: Iterable[str]) -> TableHDU:

@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from .binning import Binning
+from .inputs import combine_input_attrs
 
 RATE_UNIT = "s-1 MeV-1 sr-1"
 
@@ -156,6 +157,7 @@ class ModelKind:
             "zenith_min": min(a["zenith_min"] for a in run_attrs),
             "zenith_max": max(a["zenith_max"] for a in run_attrs),
         }
+        out.attrs.update(combine_input_attrs([p.attrs for p in parts]))
         return out
 
     def finalize(self, total: xr.Dataset) -> np.ndarray:
