@@ -146,6 +146,12 @@ def _start_early(compute_options: dict, announce):
     help="Write a Dask performance report (HTML, works offline).",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
+@click.option(
+    "--smoothing",
+    type=click.Choice(["pspline", "none"]),
+    default=None,
+    help="pspline: smooth positive rate (default); none: counts / exposure per bin.",
+)
 def build(
     datastore,
     output,
@@ -164,6 +170,7 @@ def build(
     dask_config,
     report,
     progress,
+    smoothing,
 ):
     """Build zenith-grouped background models from DATASTORE and write one bundle."""
     from .compute.hpc import load_dask_config
@@ -192,6 +199,8 @@ def build(
 
             config = BuildConfig.read(config_file) if config_file else BuildConfig()
             changes = _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options)
+            if smoothing is not None:
+                changes["model"] = {"smoothing": smoothing}
             config = config.updated(changes)
             if backend is None:
                 from .compute.backends import make_backend

@@ -153,9 +153,13 @@ class BinningConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """Which model kind to build (``bkg_2d``, or any registered kind)."""
+    """Which model kind to build (``bkg_2d``, or any registered kind) and how it is smoothed."""
 
     kind: str = Field(default="bkg_2d", description="model kind: " + ", ".join(KINDS))
+    smoothing: Literal["pspline", "none"] = Field(
+        default="pspline",
+        description="pspline: smooth positive rate (Poisson P-spline); none: counts / exposure",
+    )
 
     @field_validator("kind")
     @classmethod

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+from threadpoolctl import threadpool_limits
 
 from .splines import _COEF, BinDesign, RateAxis, SplineBasis, _to_coord
 
@@ -270,8 +271,11 @@ def fit_smooth_rate(
     )
     select = lambdas is None
     start = np.asarray([1.0] * n_axes if select else lambdas, dtype=np.float64)
-    coef, lam, n_iter = _fit(problem, bases, _start(problem, start), start, select, max_iter)
-    return _result(problem, axes, bases, coef, lam, n_iter)
+    # The matrices are a few hundred wide: BLAS threads cost more than they save
+    # (10x on a loaded machine).
+    with threadpool_limits(limits=1, user_api="blas"):
+        coef, lam, n_iter = _fit(problem, bases, _start(problem, start), start, select, max_iter)
+        return _result(problem, axes, bases, coef, lam, n_iter)
 
 
 def _result(problem: _Problem, axes, bases, coef, lambdas, n_iter) -> SmoothRate:
