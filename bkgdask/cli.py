@@ -159,6 +159,12 @@ def _start_early(compute_options: dict, announce):
     help="Write a Dask performance report (HTML, works offline).",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
+@click.option(
+    "--smoothing",
+    type=click.Choice(["pspline", "none"]),
+    default=None,
+    help="pspline: smooth positive rate (default); none: counts / exposure per bin.",
+)
 def build(
     datastore,
     output,
@@ -179,6 +185,7 @@ def build(
     progress,
     events=None,
     allow_point_like=None,
+    smoothing=None,
 ):
     """Build zenith-grouped background models from DATASTORE and write one bundle."""
     from .compute.hpc import load_dask_config
@@ -208,6 +215,8 @@ def build(
             config = BuildConfig.read(config_file) if config_file else BuildConfig()
             changes = _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options)
             changes.update(_input_overrides(events, allow_point_like))
+            if smoothing is not None:
+                changes["model"] = {"smoothing": smoothing}
             config = config.updated(changes)
             if backend is None:
                 from .compute.backends import make_backend

@@ -154,9 +154,13 @@ class BinningConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """Which model kind to build (``bkg_2d``, or any registered kind)."""
+    """Which model kind to build (``bkg_2d``, or any registered kind) and how it is smoothed."""
 
     kind: str = Field(default="bkg_2d", description="model kind: " + ", ".join(KINDS))
+    smoothing: Literal["pspline", "none"] = Field(
+        default="pspline",
+        description="pspline: smooth positive rate (Poisson P-spline); none: counts / exposure",
+    )
 
     @field_validator("kind")
     @classmethod
@@ -221,7 +225,7 @@ class BuildConfig(_Strict):
     )
     events: str | None = Field(
         default=None,
-        description="event filter on EVENTS columns, e.g. \"MC_ID == 1\"; all events if null",
+        description='event filter on EVENTS columns, e.g. "MC_ID == 1"; all events if null',
     )
     allow_point_like: bool = Field(
         default=False, description="build from point-like stores (models labelled POINT-LIKE)"

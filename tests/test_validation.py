@@ -34,25 +34,30 @@ def client():
 
 @pytest.fixture(scope="session")
 def simulated(tmp_path_factory, client):
-    """Simulated stores and their bundles, made once per (seed, runs) for the whole session."""
+    """Simulated stores and their bundles, made once per (seed, runs, smoothing) per session."""
     made = {}
     root = tmp_path_factory.mktemp("simulated")
 
-    def get(seed: int, n_runs: int = N_RUNS):
+    def get(seed: int, n_runs: int = N_RUNS, smoothing: str = "none"):
         if (seed, n_runs) not in made:
             store = root / f"store-{seed}-{n_runs}"
             config = SimulationConfig(n_obs=n_runs, seed=seed, compress=False)
             simulate_store(store, config, client=client)
             build = BuildConfig().updated({"compute": {"progress": False}})
-            bundle = bkgdask.build(store, build, client=client)
-            made[seed, n_runs] = store, bundle.write(root / f"bkg-{seed}-{n_runs}.fits"), config
-        return made[seed, n_runs]
+            result = bkgdask.build(store, build, client=client)
+            made[seed, n_runs] = store, result, config
+        store, result, config = made[seed, n_runs]
+        bundle = root / f"bkg-{seed}-{n_runs}-{smoothing}.fits"
+        if not bundle.exists():
+            result.model = result.model.model_copy(update={"smoothing": smoothing})
+            result.write(bundle)
+        return store, bundle, config
 
     return get
 
 
-def _truth_p_value(simulated, seed: int) -> float:
-    store, bundle, config = simulated(seed)
+def _truth_p_value(simulated, seed: int, smoothing: str = "none") -> float:
+    store, bundle, config = simulated(seed, smoothing=smoothing)
     models, _ = read_models(bundle)
     assert sum(len(m.obs_ids) for m in models.values()) == N_RUNS
     comparisons = compare_bundle_to_truth(models, DataStore.open(store), config.truth)
@@ -70,6 +75,19 @@ def test_models_agree_with_truth_for_3_seeds(simulated):
         _truth_p_value(simulated, seed)
 
 
+def test_smoothed_models_agree_with_truth_for_3_seeds(simulated):
+    """The P-spline models' predictions pass the same χ² against the truth (quick)."""
+    for seed in range(3):
+        _truth_p_value(simulated, seed, "pspline")
+
+
+@pytest.mark.slow
+def test_smoothed_models_agree_with_truth_for_20_seeds(simulated):
+    """As above for 20 seeds; p-values of a smooth prediction lie nearer 1 than uniform."""
+    p_values = [_truth_p_value(simulated, seed, "pspline") for seed in range(20)]
+    assert min(p_values) > 1e-3, p_values
+
+
 @pytest.mark.slow
 def test_models_agree_with_truth_for_20_seeds(simulated):
     """As above for 20 seeds, and the p-values are uniform."""
@@ -80,12 +98,14 @@ def test_models_agree_with_truth_for_20_seeds(simulated):
     assert stats.kstest(p_values, "uniform").pvalue > 1e-3
 
 
-def test_truth_check_catches_a_two_percent_bias(simulated):
-    """The same comparison rejects a model whose rate is 2 % off."""
-    store, bundle, config = simulated(0)
+@pytest.mark.parametrize("smoothing", ["none", "pspline"])
+def test_truth_check_catches_a_two_percent_bias(simulated, smoothing):
+    """The same comparison rejects a model whose rate (counts) is 2 % off."""
+    store, bundle, config = simulated(0, smoothing=smoothing)
     models, _ = read_models(bundle)
     for model in models.values():
         model.rate = model.rate * 1.02
+        model.counts = np.rint(model.counts * 1.02)
     comparisons = compare_bundle_to_truth(models, DataStore.open(store), config.truth)
     chi2 = sum(c.chi2 for c in comparisons)
     ndf = sum(c.ndf for c in comparisons)
@@ -96,7 +116,7 @@ def test_significance_distribution_is_unit_gaussian(simulated):
     """Models applied to simulated runs: significances outside exclusions ~ N(0, 1)."""
     from gammapy.data import DataStore as GammapyDataStore
 
-    _store, bundle, _ = simulated(1)
+    _store, bundle, _ = simulated(1, smoothing="pspline")
     data_store = GammapyDataStore.from_file(bundle)
     settings = RunValidationSettings()
     results = []

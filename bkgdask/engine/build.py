@@ -14,7 +14,7 @@ from dask.delayed import Delayed, delayed
 
 from .. import __version__
 from ..compute.backends import Backend, DistributedBackend, make_backend
-from ..config import BuildConfig
+from ..config import BuildConfig, ModelConfig
 from ..errors import SelectionError
 from ..io.bundle import bundle_obs_index, merged_hdu_index, write_bundle
 from ..io.event_filter import compile_event_filter
@@ -183,6 +183,8 @@ class BuildResult:
         Every observation of the store -> the group whose model it uses.
     summary : dict
         Runs, events, seconds.
+    model : ModelConfig, optional
+        The ``model`` section (smoothing) handed to the kind's ``finalize``.
     """
 
     store: DataStore
@@ -192,13 +194,14 @@ class BuildResult:
     assignment: dict[int, Group]
     summary: dict = field(default_factory=dict)
     inputs: BuildInputs | None = None
+    model: ModelConfig | None = None
 
     def model_hdus(self) -> dict:
         """Per group label: the model's GADF HDU, with provenance keywords."""
         hdus = {}
         for label, total in self.totals.items():
             group = self.groups[label]
-            hdu = self.kind.to_hdu(total, self.kind.finalize(total))
+            hdu = self.kind.to_hdu(total, self.kind.finalize(total, self.model))
             hdu.name = group.hdu_name
             hdu.header.update(group.header_cards())
             hdu.header.update(_provenance(total))
@@ -316,4 +319,6 @@ def build(
         "events_per_second": n_events / seconds if seconds > 0 else float("nan"),
     }
     groups = {plan.groups[k].label: plan.groups[k] for k in keys}
-    return BuildResult(store, plan.kind, totals, groups, assignment, summary, inputs)
+    return BuildResult(
+        store, plan.kind, totals, groups, assignment, summary, inputs=inputs, model=config.model
+    )

@@ -50,6 +50,20 @@ class Model:
         Header keywords (provenance: ``OBSTIME`` s, ``ZEN_LO``/``ZEN_HI`` deg, ...).
     obs_ids : list of int
         Runs the model was built from.
+    counts : numpy.ndarray, optional
+        Counts of the model's runs per bin; default rate x exposure, rounded
+        (exact for a histogram model).
+    exposure : numpy.ndarray, optional
+        Exposure of the model's runs per bin, s MeV sr; default observation
+        time (header ``OBSTIME``) x bin widths x solid angle.
+    error : numpy.ndarray, optional
+        1-sigma statistical error of ``rate``, s-1 MeV-1 sr-1 (None if not stored).
+    nodes : (Binning, numpy.ndarray), optional
+        The grid and rate of the HDU's ``BKG`` table where it differs from the
+        build's bins (a smoothed model's node grid); for gammapy only.
+
+    All arrays are on the build's bins (``binning``), whatever grid the HDU
+    hands to gammapy.
     """
 
     name: str
@@ -58,16 +72,21 @@ class Model:
     rate: np.ndarray
     header: dict
     obs_ids: list[int] = field(default_factory=list)
+    counts: np.ndarray | None = None
+    exposure: np.ndarray | None = None
+    error: np.ndarray | None = None
+    nodes: tuple[Binning, np.ndarray] | None = None
+
+    def __post_init__(self):
+        if self.exposure is None and "OBSTIME" in self.header:
+            self.exposure = self.kind.exposure(self.binning, self.observation_time)
+        if self.counts is None and self.exposure is not None:
+            self.counts = np.rint(self.rate * self.exposure)
 
     @property
     def predicted(self) -> np.ndarray:
         """Counts the model predicts for its own runs: rate x exposure per bin."""
-        return self.rate * self.kind.exposure(self.binning, self.observation_time)
-
-    @property
-    def counts(self) -> np.ndarray:
-        """Counts of the model's runs per bin (rate x exposure, rounded, for a raw model)."""
-        return np.rint(self.predicted)
+        return self.rate * self.exposure
 
     @property
     def observation_time(self) -> float:
@@ -160,8 +179,13 @@ class ModelKind:
         out.attrs.update(combine_input_attrs([p.attrs for p in parts]))
         return out
 
-    def finalize(self, total: xr.Dataset) -> np.ndarray:
-        """Rate = counts / exposure, s-1 MeV-1 sr-1 (0 where no counts)."""
+    def finalize(self, total: xr.Dataset, model=None) -> np.ndarray:
+        """Rate = counts / exposure, s-1 MeV-1 sr-1 (0 where no counts).
+
+        ``model`` is the build's :class:`bkgdask.config.ModelConfig` (e.g. its
+        ``smoothing``); a kind that smooths returns instead a fitted rate that
+        its :meth:`to_hdu` accepts. The histogram estimate ignores it.
+        """
         exposure = total["exposure"].values
         if np.any(exposure <= 0):
             raise ValueError("exposure must be positive in every bin")

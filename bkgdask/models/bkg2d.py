@@ -1,4 +1,14 @@
-"""BKG_2D: rate over reconstructed energy and FoV offset (radially symmetric)."""
+"""BKG_2D: rate over reconstructed energy and FoV offset (radially symmetric).
+
+With ``model.smoothing: pspline`` (the default) the rate is a Poisson
+P-spline fit (:mod:`.smoothing`) and ``BKG`` holds its values on a fine node
+grid on which gammapy's interpolation reproduces the fit's bin integrals
+(:mod:`.gadf_nodes`); with ``none`` it is the histogram, counts / exposure,
+on the build's bins. Either way the HDU also carries, on the build's bins
+(``CNT_ENERG_LO/HI``, ``CNT_THETA_LO/HI``), the ``COUNTS`` and ``EXPOSURE``
+the model was made from, the model's bin-average rate ``BKG_RATE`` and its
+1-sigma error ``BKG_ERR``; ``SMMETHOD`` and ``SM*`` keywords say how.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +17,21 @@ import functools
 import numpy as np
 from astropy.io import fits
 
+from ..errors import SelectionError
 from ..io.gadf import BKG_COLUMN_UNIT, GADF_BKG_HEADER
 from .base import RATE_UNIT, Model, ModelKind
 from .binning import Binning
+from .gadf_nodes import gadf_bkg_2d_nodes
 from .kernel2d import count_events, hav_edges
+from .smoothing import SmoothRate, fit_group_rate, raw_rate
+
+#: Columns on the build's bins: (name, unit), each (offset, energy) like ``BKG``.
+BUILD_COLUMNS = (
+    ("COUNTS", ""),
+    ("EXPOSURE", "s MeV sr"),
+    ("BKG_RATE", BKG_COLUMN_UNIT),
+    ("BKG_ERR", BKG_COLUMN_UNIT),
+)
 
 
 def table_column(name: str, values, unit: str, dim: str) -> fits.Column:
@@ -54,32 +75,99 @@ class Bkg2D(ModelKind):
             compiled=compiled,
         )
 
-    def to_hdu(self, total, rate: np.ndarray) -> fits.BinTableHDU:
+    def finalize(self, total, model=None):
+        """Histogram rate (``model`` None or ``smoothing: none``), or a fitted :class:`SmoothRate`.
+
+        Raises
+        ------
+        SelectionError
+            If a smoothed group holds no counts inside the model's bins.
+        """
+        if getattr(model, "smoothing", "none") != "pspline":
+            return super().finalize(total)
+        if not total["counts"].values.sum() > 0:
+            raise SelectionError(
+                "a group has no counts inside the model bins: nothing to smooth "
+                "(widen the bins or use smoothing: none)"
+            )
+        return fit_group_rate(total)
+
+    def to_hdu(self, total, rate) -> fits.BinTableHDU:
+        """BKG on the node grid of a :class:`SmoothRate`, or on the build's bins of a histogram."""
         energy = np.append(total["energy_lo"].values, total["energy_hi"].values[-1])
         offset = np.append(total["offset_lo"].values, total["offset_hi"].values[-1])
-        return bkg_2d_hdu(energy, offset, rate)
+        counts, exposure = total["counts"].values, total["exposure"].values
+        if isinstance(rate, SmoothRate):
+            table = gadf_bkg_2d_nodes(rate)
+            build_rate, error = rate.bin_average(), rate.rate_error()
+            keywords = rate.parameters
+        else:
+            table = (energy, offset, rate)
+            build_rate, error = rate, raw_rate(counts, exposure)[1]
+            keywords = {"SMMETHOD": ("NONE", "histogram: counts / exposure")}
+        grids = (counts, exposure, build_rate, error)
+        hdu = bkg_2d_hdu(*table, extra=build_columns(energy, offset, grids))
+        hdu.header.update(keywords)
+        return hdu
 
     def from_hdu(self, name: str, header, data) -> Model:
-        binning = Binning.of(
+        """The model on the build's bins (``CNT_*`` columns when present), node grid aside."""
+        gadf_binning = Binning.of(
             energy=row_edges(data, "ENERG_LO", "ENERG_HI"),
             offset=row_edges(data, "THETA_LO", "THETA_HI"),
         )
         # GADF stores BKG as (offset, energy); bkgdask works in (energy, offset).
         rate = np.asarray(data["BKG"][0], dtype=np.float64).T
-        return Model(name, self, binning, rate, dict(header))
+        if "CNT_ENERG_LO" not in data.names:
+            return Model(name, self, gadf_binning, rate, dict(header))
+        binning = Binning.of(
+            energy=row_edges(data, "CNT_ENERG_LO", "CNT_ENERG_HI"),
+            offset=row_edges(data, "CNT_THETA_LO", "CNT_THETA_HI"),
+        )
+        counts, exposure, build_rate, error = (
+            np.asarray(data[column][0], dtype=np.float64).T for column, _ in BUILD_COLUMNS
+        )
+        nodes = None if binning == gadf_binning else (gadf_binning, rate)
+        return Model(
+            name, self, binning, build_rate, dict(header), [], counts, exposure, error, nodes
+        )
 
     def to_gammapy(self, model: Model):
-        """gammapy ``Background2D`` in s-1 MeV-1 sr-1."""
+        """gammapy ``Background2D`` in s-1 MeV-1 sr-1 (on the node grid when there is one)."""
         import astropy.units as u
         from gammapy.irf import Background2D
         from gammapy.maps import MapAxis
 
-        energy_axis = MapAxis.from_energy_edges(model.binning["energy"] * u.TeV)
-        offset_axis = MapAxis.from_edges(model.binning["offset"] * u.deg, name="offset")
-        return Background2D(axes=[energy_axis, offset_axis], data=model.rate, unit=RATE_UNIT)
+        binning, rate = model.nodes or (model.binning, model.rate)
+        energy_axis = MapAxis.from_energy_edges(binning["energy"] * u.TeV)
+        offset_axis = MapAxis.from_edges(binning["offset"] * u.deg, name="offset")
+        return Background2D(axes=[energy_axis, offset_axis], data=rate, unit=RATE_UNIT)
 
 
-def bkg_2d_hdu(energy_edges, offset_edges, rate) -> fits.BinTableHDU:
+def build_columns(energy_edges, offset_edges, grids) -> list[fits.Column]:
+    """Edge columns ``CNT_*`` of the build's bins and the :data:`BUILD_COLUMNS` on them.
+
+    Parameters
+    ----------
+    energy_edges, offset_edges : numpy.ndarray
+        The build's bin edges, TeV and deg.
+    grids : sequence of numpy.ndarray
+        Counts, exposure (s MeV sr), rate and its error (s-1 MeV-1 sr-1), each
+        (n_energy, n_offset).
+    """
+    n_e, n_o = len(energy_edges) - 1, len(offset_edges) - 1
+    columns = [
+        table_column("CNT_ENERG_LO", energy_edges[:-1], "TeV", f"({n_e})"),
+        table_column("CNT_ENERG_HI", energy_edges[1:], "TeV", f"({n_e})"),
+        table_column("CNT_THETA_LO", offset_edges[:-1], "deg", f"({n_o})"),
+        table_column("CNT_THETA_HI", offset_edges[1:], "deg", f"({n_o})"),
+    ]
+    for (name, unit), grid in zip(BUILD_COLUMNS, grids):
+        columns.append(table_column(name, np.asarray(grid).T, unit, f"({n_e},{n_o})"))
+    return columns
+
+
+def bkg_2d_hdu(energy_edges, offset_edges, rate, extra=()) -> fits.BinTableHDU:
     """A GADF BKG_2D table HDU (as gammapy writes it), without importing gammapy.
 
     Parameters
@@ -90,6 +178,8 @@ def bkg_2d_hdu(energy_edges, offset_edges, rate) -> fits.BinTableHDU:
         Offset edges, deg.
     rate : numpy.ndarray
         s-1 MeV-1 sr-1, shape (n_energy, n_offset).
+    extra : sequence of astropy.io.fits.Column
+        Further one-row columns (e.g. :func:`build_columns`).
     """
     n_e, n_o = len(energy_edges) - 1, len(offset_edges) - 1
     columns = [
@@ -99,6 +189,7 @@ def bkg_2d_hdu(energy_edges, offset_edges, rate) -> fits.BinTableHDU:
         table_column("THETA_HI", offset_edges[1:], "deg", f"({n_o})"),
         # GADF axis order: the FITS array is (offset, energy), energy fastest.
         table_column("BKG", np.asarray(rate).T, BKG_COLUMN_UNIT, f"({n_e},{n_o})"),
+        *extra,
     ]
     hdu = fits.BinTableHDU.from_columns(columns)
     hdu.header.update(GADF_BKG_HEADER)

@@ -1,4 +1,13 @@
-"""Models against the simulator's truth: per-bin pulls, χ² and its p-value."""
+"""Models against the simulator's truth: per-bin pulls, χ² and its p-value.
+
+A histogram model is its counts: they are compared with the truth's
+expectation under Poisson errors. A smoothed model (header ``SMMETHOD``
+other than ``NONE``) is its prediction, rate x exposure on the build's
+bins, compared under its own stored 1-sigma error (``BKG_ERR`` x
+exposure). Those errors are correlated between neighbouring bins, so the
+χ² of a smoothed model is only approximately χ²-distributed with one degree
+of freedom per bin.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +31,8 @@ class TruthComparison:
     hdu_name : str
         The model.
     counts, expected : numpy.ndarray
-        Counts in the model and truth's expectation for the same runs, per bin.
+        Counts in the model (its prediction if smoothed) and truth's
+        expectation for the same runs, per bin.
     used : numpy.ndarray of bool
         Bins entering the χ² (expected >= ``min_expected``).
     chi2 : float
@@ -69,7 +79,7 @@ def compare_to_truth(
     time: dict[int, float],
     min_expected: float = 10.0,
 ) -> TruthComparison:
-    """Compare one model's counts with the truth's expectation for its runs.
+    """Compare one model's counts (or smoothed prediction) with the truth's expectation.
 
     Parameters
     ----------
@@ -86,13 +96,20 @@ def compare_to_truth(
     seconds = np.array([time[o] for o in model.obs_ids])
     b = model.binning
     expected = truth.expected_counts(b["energy"], b["offset"], zen, seconds)
-    counts = model.counts
+    smoothed = is_smoothed(model)
+    counts = model.predicted if smoothed else model.counts
+    variance = (model.error * model.exposure) ** 2 if smoothed else expected
     used = expected >= min_expected
-    chi2 = float((((counts - expected) ** 2) / expected)[used].sum())
+    chi2 = float((((counts - expected) ** 2) / variance)[used].sum())
     ndf = int(used.sum())
     return TruthComparison(
         model.name, counts, expected, used, chi2, ndf, float(stats.chi2.sf(chi2, ndf))
     )
+
+
+def is_smoothed(model: Model) -> bool:
+    """Whether the model's rate is a fit (header ``SMMETHOD`` other than ``NONE``)."""
+    return str(model.header.get("SMMETHOD", "NONE")).strip().upper() != "NONE"
 
 
 def compare_bundle_to_truth(

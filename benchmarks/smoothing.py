@@ -1,0 +1,51 @@
+"""What the P-spline smoothing adds to a whole build: 600 simulated runs, sync scheduler.
+
+Run: ``python benchmarks/smoothing.py [--n-obs 600] [--repeats 3] [--workdir DIR]``.
+Times the build plus the models' HDUs (where ``finalize`` runs) with
+``smoothing: pspline`` and ``none``, each the median of ``repeats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import bkgdask
+from bkgdask.config import BuildConfig
+from bkgdask.sim.simulate import SimulationConfig, simulate_store
+
+
+def time_build(store: Path, smoothing: str, repeats: int) -> float:
+    """Median seconds of a sync build and its model HDUs."""
+    config = BuildConfig().updated(
+        {"model": {"smoothing": smoothing}, "compute": {"scheduler": "sync", "progress": False}}
+    )
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        bkgdask.build(store, config).model_hdus()
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-obs", type=int, default=600)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        store = Path(tmp) / "store"
+        simulate_store(store, SimulationConfig(n_obs=args.n_obs, seed=0), scheduler="sync")
+        times = {s: time_build(store, s, args.repeats) for s in ("none", "pspline")}
+    times["added_fraction"] = times["pspline"] / times["none"] - 1
+    print(json.dumps({"n_obs": args.n_obs, "repeats": args.repeats, **times}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
