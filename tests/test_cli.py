@@ -75,8 +75,8 @@ def test_options_override_config(tmp_path):
     with fits.open(out) as hdus:
         names = [h.name for h in hdus]
         assert names == ["PRIMARY", "HDU_INDEX", "OBS_INDEX", "BKG_ZEN_0_25", "BKG_ZEN_25_60"]
-        assert len(hdus["BKG_ZEN_0_25"].data["ENERG_LO"][0]) == 3
-        assert len(hdus["BKG_ZEN_0_25"].data["THETA_LO"][0]) == 3
+        assert len(hdus["BKG_ZEN_0_25"].data["CNT_ENERG_LO"][0]) == 3
+        assert len(hdus["BKG_ZEN_0_25"].data["CNT_THETA_LO"][0]) == 3
 
 
 @pytest.mark.parametrize("args", [["--help"], ["build", "--help"], ["--version"]])

@@ -48,8 +48,13 @@ def tutorial_estimate(hess_dir, obs_ids, energy_edges, offset_edges):
 
 @pytest.fixture(scope="module")
 def hess_build(hess_dir, tmp_path_factory):
+    """The histogram estimate (``smoothing: none``): the tutorial's estimator, exactly."""
     config = BuildConfig().updated(
-        {"selection": OFF, "compute": {"scheduler": "sync", "progress": False}}
+        {
+            "selection": OFF,
+            "model": {"smoothing": "none"},
+            "compute": {"scheduler": "sync", "progress": False},
+        }
     )
     result = bkgdask.build(hess_dir, config)
     bundle = result.write(tmp_path_factory.mktemp("bundle") / "hess-bkg.fits.gz")

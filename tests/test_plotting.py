@@ -19,7 +19,7 @@ from bkgdask.plotting import (
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SYNC = {"compute": {"scheduler": "sync", "progress": False}}
+SYNC = {"model": {"smoothing": "none"}, "compute": {"scheduler": "sync", "progress": False}}
 MODELS = ("BKG_ZEN_0_20", "BKG_ZEN_20_40", "BKG_ZEN_40_90")
 MODEL_FIGURES = ("rate-vs-energy", "rate-vs-offset", "image", "relative-error")
 SELECTION_FIGURES = ("zenith", "azimuth", "muoneff", "time")
