@@ -35,6 +35,7 @@ from pydantic import (
 
 from .compute.config import ComputeConfig, Strict
 from .errors import ConfigError
+from .io.checks import MAX_DROPPED_FRACTION
 from .models import KINDS, ModelKind, get_kind
 from .models.binning import Binning, check_edges
 
@@ -211,6 +212,18 @@ class GroupingConfig(_Strict):
         return _checked(axis, "deg", "zenith", minimum=0.0, maximum=180.0)
 
 
+class ChecksConfig(_Strict):
+    """What the data checks allow."""
+
+    max_dropped_fraction: float = Field(
+        default=MAX_DROPPED_FRACTION,
+        ge=0.0,
+        le=1.0,
+        description="largest fraction of a run's events dropped (outside GTIs, invalid) "
+        "before the run is an error",
+    )
+
+
 class BuildConfig(_Strict):
     """Everything a build needs besides the data store and the output path."""
 
@@ -222,6 +235,10 @@ class BuildConfig(_Strict):
     binning: BinningConfig = BinningConfig()
     grouping: GroupingConfig = GroupingConfig()
     compute: ComputeConfig = ComputeConfig()
+    checks: ChecksConfig = ChecksConfig()
+    cache: str | None = Field(
+        default=None, description="folder of per-run partials a build reuses (resumable builds)"
+    )
 
     @property
     def kind(self) -> ModelKind:

@@ -10,13 +10,19 @@ from collections.abc import Sequence
 
 import xarray as xr
 
+from ..io.checks import check_dropped
 from ..io.runs import RunInput, read_run
 from ..models.base import ModelKind
 from ..models.binning import Binning
+from .runcache import TaskOptions
 
 
 def histogram_run(
-    run: RunInput, kind: ModelKind, binning: Binning, compiled: bool | None = None
+    run: RunInput,
+    kind: ModelKind,
+    binning: Binning,
+    compiled: bool | None = None,
+    options: TaskOptions | None = None,
 ) -> xr.Dataset:
     """Histogram one observation: the "chunk" step of the reduction.
 
@@ -30,28 +36,42 @@ def histogram_run(
         The kind's bins (TeV, deg).
     compiled : bool, optional
         Use the numba-compiled loop (default: if numba is installed).
+    options : TaskOptions, optional
+        Run cache (looked up first, filled after) and the largest fraction of
+        events that may be dropped.
 
     Returns
     -------
     xarray.Dataset
         ``counts`` (int64) and ``exposure`` (float64, s MeV sr) over the
         kind's dims, with bin edges as coordinates; attributes ``obs_id``,
-        ``zenith`` (deg), ``observation_time`` (s, sum of GTIs) and
-        ``n_events`` (events read, in range or not).
+        ``zenith`` (deg), ``observation_time`` (s, union of GTIs),
+        ``n_events`` (events read, in range or not), ``n_used``,
+        ``n_drop_gti``, ``n_drop_bad`` and ``n_cached`` (1 if from the cache).
 
     Raises
     ------
     RunError
         On any problem with the run's files, naming the run and the file.
     """
+    options = options or TaskOptions()
+    cache_path = options.cache.path_of(run) if options.cache else None
+    cached = options.cache.load(cache_path) if cache_path else None
+    if cached is not None:
+        cached.attrs.update(obs_id=run.obs_id, zenith=run.zenith_deg, n_cached=1)
+        return cached
     events = read_run(run)
+    check_dropped(run.obs_id, run.events_file, events.counts, options.max_dropped_fraction)
     partial = kind.chunk(events, binning, compiled)
     partial.attrs = {
         "obs_id": run.obs_id,
         "zenith": run.zenith_deg,
         "observation_time": events.observation_time,
-        "n_events": int(events.energy.size),
+        **events.counts.as_attrs(),
+        "n_cached": 0,
     }
+    if cache_path:
+        options.cache.store(partial, cache_path)
     return partial
 
 
@@ -76,8 +96,9 @@ def histogram_runs(
     kind: ModelKind,
     binning: Binning,
     compiled: bool | None = None,
+    options: TaskOptions | None = None,
 ) -> xr.Dataset:
     """Histogram several runs in one task: each run labelled, then combined (the chunk step)."""
     runs = runs.runs if isinstance(runs, RunBatch) else runs
-    partials = [histogram_run(run, kind, binning, compiled) for run in runs]
+    partials = [histogram_run(run, kind, binning, compiled, options) for run in runs]
     return partials[0] if len(partials) == 1 else kind.combine(partials)
