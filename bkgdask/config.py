@@ -209,7 +209,7 @@ class GroupingConfig(_Strict):
     @field_validator("zenith")
     @classmethod
     def _zenith(cls, axis: AxisEdges) -> AxisEdges:
-        return _checked(axis, "deg", "zenith", minimum=0.0, maximum=180.0)
+        return _checked(axis, "deg", "zenith", minimum=0.0, maximum=90.0)
 
 
 class ChecksConfig(_Strict):
@@ -277,7 +277,7 @@ class BuildConfig(_Strict):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(f"{source}: invalid configuration:\n{_describe(exc)}") from None
+            raise ConfigError(f"{source}: invalid configuration: {_describe(exc)}") from None
 
     def updated(self, changes: dict, source: str = "options") -> BuildConfig:
         """A copy with nested ``changes`` merged in and everything validated again."""
@@ -303,5 +303,5 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {where}: {err['msg']}")
-    return "\n".join(lines)
+        lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(lines)  # one line: the CLI reports every error in one

@@ -1,8 +1,12 @@
-"""Hostile inputs to ``bkgdask build``: each gives exit 1 and one line naming what, or a right model."""
+"""Hostile inputs to ``bkgdask build``: exit 1 and one line naming what, or a right model."""
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
+import socket
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -230,3 +234,124 @@ def test_more_workers_than_cores_warns(hess, tmp_path, caplog):
     result = CliRunner().invoke(cli, [*args, "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "compete for the cores" in caplog.text
+
+
+# -- 9: one line, before any work -------------------------------------------------------
+
+
+def test_output_parent_is_a_file(hess, tmp_path):
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "bundle.fits"
+    assert_refused(build(hess, out), str(out), "not a folder")
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_write_failure_after_build(hess, tmp_path, monkeypatch, code):
+    def failing_write(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr("bkgdask.engine.build.write_bundle", failing_write)
+    out = tmp_path / "bundle.fits"
+    assert_refused(build(hess, out), str(out), os.strerror(code), out=out)
+
+
+def test_no_room_refused_before_work(hess, tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        "bkgdask.engine.preflight.shutil.disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 0)
+    )
+    monkeypatch.setattr("bkgdask.engine.build.plan_build", pytest.fail)  # no work may start
+    out = tmp_path / "bundle.fits"
+    assert_refused(build(hess, out), str(out), "MB free", out=out)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("--offset-edges", "0,1,200 deg", ("offset", "180")),
+        ("--zenith-edges", "0,20,40,500", ("zenith", "90")),
+        ("--energy-edges", "-1,1,10 TeV", ("energy",)),
+    ],
+)
+def test_edges_out_of_range(hess, tmp_path, option, value, words):
+    out = tmp_path / "bundle.fits"
+    assert_refused(build(hess, out, option, value), *words, out=out)
+
+
+@pytest.fixture
+def not_a_scheduler():
+    """A TCP server on 127.0.0.1 that answers every connection with HTTP and closes it."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    server.close()
+
+
+def test_scheduler_addresses(hess, tmp_path, not_a_scheduler):
+    out = tmp_path / "bundle.fits"
+    for address, words in (
+        ("tcp://127.0.0.1:1", ("tcp://127.0.0.1:1", "refused")),
+        ("tcp://no-such-host.invalid:8786", ("unknown host",)),
+        (not_a_scheduler, (not_a_scheduler, "Dask scheduler")),
+    ):
+        result = CliRunner().invoke(
+            cli, ["build", str(hess), "-o", str(out), "--scheduler", address]
+        )
+        assert_refused(result, *words, out=out)
+
+
+# -- 10, 11: nothing written inside the input store ---------------------------------------
+
+
+@pytest.mark.parametrize("option", ["-o", "--report", "--cache"])
+def test_outputs_inside_store_refused(hess, tmp_path, option):
+    out = tmp_path / "bundle.fits"
+    inside = hess / "data" / ("x.html" if option == "--report" else "x")
+    args = ["build", str(hess), "--scheduler", "sync", "--no-progress"]
+    args += ["-o", str(inside)] if option == "-o" else ["-o", str(out), option, str(inside)]
+    before = sorted(p.name for p in (hess / "data").iterdir())
+    assert_refused(CliRunner().invoke(cli, args), "inside the input store", out=out)
+    assert sorted(p.name for p in (hess / "data").iterdir()) == before
+
+
+def test_job_logs_beside_the_output(hess, tmp_path, monkeypatch):
+    from bkgdask.compute import backends
+
+    seen = []
+
+    def recording_backend(config, announce=None):
+        seen.append(config.log_directory)
+        return backends.Backend(config, announce)
+
+    monkeypatch.setattr(backends, "make_backend", recording_backend)
+    out = tmp_path / "out" / "bundle.fits"
+    assert build(hess, out).exit_code == 0
+    assert seen and all(Path(d) == out.parent / "bundle.fits.jobs" for d in seen)
+    assert not Path(seen[0]).resolve().is_relative_to(hess.resolve())
+
+
+# -- 12: a renamed bundle ------------------------------------------------------------------
+
+
+def test_renamed_bundle_detected(hess, tmp_path):
+    out = tmp_path / "bundle.fits"
+    assert build(hess, out).exit_code == 0
+    renamed = out.rename(tmp_path / "renamed.fits")
+    figures = tmp_path / "figures"
+    result = CliRunner().invoke(cli, ["plot", str(renamed), "-o", str(figures)])
+    assert_refused(result, str(renamed), "renamed", "bundle.fits")
+    assert not figures.exists()

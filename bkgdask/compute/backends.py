@@ -223,9 +223,12 @@ class DistributedBackend(Backend):
             return client_class(target)
         try:
             return client_class(target, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, MemoryError, ValueError, TypeError) as exc:
+            # A server that is not a Dask scheduler answers with bytes distributed
+            # reads as a frame length (MemoryError) or not at all (timeout).
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
             raise SchedulerError(
-                f"cannot connect to scheduler {target}: is it a Dask scheduler? ({exc})"
+                f"cannot connect to scheduler {target}: is it a Dask scheduler? ({reason})"
             ) from None
 
     def after_connect(self) -> None:
