@@ -5,8 +5,12 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -355,3 +359,45 @@ def test_renamed_bundle_detected(hess, tmp_path):
     result = CliRunner().invoke(cli, ["plot", str(renamed), "-o", str(figures)])
     assert_refused(result, str(renamed), "renamed", "bundle.fits")
     assert not figures.exists()
+
+
+def test_figures_and_validation_inside_store_refused(hess, tmp_path):
+    out = tmp_path / "bundle.fits"
+    assert build(hess, out).exit_code == 0
+    before = sorted(p.name for p in (hess / "data").iterdir())
+    inside = hess / "data" / "figures"
+    result = CliRunner().invoke(cli, ["plot", str(out), "-o", str(inside)])
+    assert_refused(result, "figures folder", "inside the input store")
+    args = ["validate", str(out), "--store", str(hess), "-o", str(hess / "report")]
+    assert_refused(CliRunner().invoke(cli, args), "validation folder", "inside the input store")
+    assert sorted(p.name for p in (hess / "data").iterdir()) == before
+    assert not (hess / "report").exists()
+
+
+def test_ctrl_c_during_local_build(tmp_path):
+    """SIGINT to the process group of a LocalCluster build: one line, exit 130, nothing left."""
+    if not (data_dir() / "hess-dl3-dr1").is_dir():
+        pytest.skip("no H.E.S.S. DL3 data")
+    out = tmp_path / "bundle.fits"
+    command = [sys.executable, "-m", "bkgdask.cli", "build", str(data_dir() / "hess-dl3-dr1")]
+    command += ["-o", str(out), "--scheduler", "local", "--n-workers", "2", "--no-progress"]
+    command += ["--cache", str(tmp_path / "cache")]  # the runs' partials show the work started
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not any((tmp_path / "cache").glob("*.nc")) and process.poll() is None:
+        assert time.monotonic() < deadline, "the build never started"
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "bkgdask: interrupted"
+    assert "Traceback" not in stderr
+    assert not out.exists()
+    for _ in range(100):  # every worker and nanny of the group gone
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("processes of the interrupted build are still running")

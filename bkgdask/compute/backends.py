@@ -236,11 +236,15 @@ class DistributedBackend(Backend):
 
     def compute(self, graphs: Sequence, report: str | Path | None = None) -> list:
         client = self.client
-        with _performance_report(report):
-            futures = client.compute(list(graphs), retries=self.config.retries)
-            if self.config.progress:
-                _StderrProgressBar.run(futures)
-            return client.gather(futures)
+        try:
+            with _performance_report(report):
+                futures = client.compute(list(graphs), retries=self.config.retries)
+                if self.config.progress:
+                    _StderrProgressBar.run(futures)
+                return client.gather(futures)
+        except KeyboardInterrupt:
+            _quiet_shutdown()
+            raise
 
     def close(self) -> None:
         if self._client is not None and self._owns_client:
@@ -280,6 +284,7 @@ class LocalBackend(DistributedBackend):
                 host="127.0.0.1",
                 dashboard_address=self.config.dashboard_address,
                 preload=["bkgdask.compute.warmup"],
+                silence_logs=logging.ERROR,  # no cancellation warnings on Ctrl-C
             )
 
     def prepare(self, n_runs: int) -> None:
@@ -372,6 +377,12 @@ def backend_class(scheduler: str) -> type[Backend]:
 def make_backend(config, announce: Callable[[str], None] | None = None) -> Backend:
     """The backend the compute configuration asks for (not started)."""
     return backend_class(config.scheduler)(config, announce)
+
+
+def _quiet_shutdown() -> None:
+    """After Ctrl-C: silence the cancelled gathers and closing comms of this process."""
+    for name in ("asyncio", "distributed", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 @contextlib.contextmanager

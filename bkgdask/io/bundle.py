@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +113,14 @@ def check_bundle_name(path: Path, hdu_index: Table) -> None:
             f"bundle {path} was renamed: its HDU index finds the models in {named!r}; "
             f"rename it back to {named} (or rebuild it under the new name)"
         )
+
+
+def bundle_store_folder(path: str | Path) -> Path | None:
+    """The folder holding every input file the bundle's HDU index names (None if none)."""
+    try:
+        hdu_index = Table.read(path, hdu="HDU_INDEX")
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+    types = np.char.lower(string_column(hdu_index["HDU_TYPE"]))
+    dirs = [d for d in string_column(hdu_index["FILE_DIR"])[types != "bkg"] if d.startswith("/")]
+    return Path(os.path.commonpath(dirs)) if dirs else None
