@@ -374,6 +374,7 @@ def test_figures_and_validation_inside_store_refused(hess, tmp_path):
     assert not (hess / "report").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_local_build(tmp_path):
     """SIGINT to the process group of a LocalCluster build: one line, exit 130, nothing left."""
     if not (data_dir() / "hess-dl3-dr1").is_dir():

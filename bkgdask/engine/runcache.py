@@ -13,6 +13,7 @@ and the bkgdask version.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import pickle
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import xarray as xr
 
 from .. import __version__
 from ..io.checks import MAX_DROPPED_FRACTION
-from ..io.files import atomic_path
+from ..io.files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class RunCache:
         if not path.is_file():
             return None
         try:
-            partial = xr.load_dataset(path, engine="scipy")
+            partial = xr.load_dataset(io.BytesIO(path.read_bytes()), engine="scipy")
         except (OSError, ValueError, TypeError) as exc:
             log.warning("ignoring unreadable cache file %s: %s", path, exc)
             return None
@@ -88,10 +89,13 @@ class RunCache:
         return partial
 
     def store(self, partial: xr.Dataset, path: Path) -> None:
-        """Write ``partial`` to ``path`` atomically (a failure is only logged)."""
+        """Write ``partial`` to ``path`` atomically (a failure is only logged).
+
+        The netCDF bytes are made in memory: a file target would take a cluster-wide
+        lock on a distributed worker, for no gain with one file per run.
+        """
         try:
-            with atomic_path(path) as tmp:
-                partial.to_netcdf(tmp, engine="scipy")
+            write_bytes_atomic(partial.to_netcdf(engine="scipy"), path)
         except (OSError, ValueError) as exc:
             log.warning("cannot cache run partial %s: %s", path, exc)
 
