@@ -139,12 +139,12 @@ def _section(results: dict[str, list], targets: dict[int, str]) -> dict:
 
 def run_validation(request: ValidationRequest) -> dict:
     """Run every check the request asks for; write the report; return its numbers."""
-    store = DataStore.open(request.store)
-    outdir = check_output(request.outdir, [store.base_dir], "validation folder")
-    outdir.mkdir(parents=True, exist_ok=True)
     models, _ = read_models(request.bundle)
     if not models:
         raise BkgdaskError(f"{request.bundle} holds no BKG models")
+    store = DataStore.open(request.store)
+    outdir = check_output(request.outdir, [store.base_dir], "validation folder")
+    outdir.mkdir(parents=True, exist_ok=True)
     zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))
     targets = _targets(store)
     report: dict = {
