@@ -165,6 +165,12 @@ def _start_early(compute_options: dict, announce):
     default=None,
     help="pspline: smooth positive rate (default); none: counts / exposure per bin.",
 )
+@click.option(
+    "--cache",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of per-run partials: a rerun reads only the runs not cached.",
+)
 def build(
     datastore,
     output,
@@ -186,6 +192,7 @@ def build(
     events=None,
     allow_point_like=None,
     smoothing=None,
+    cache=None,
 ):
     """Build zenith-grouped background models from DATASTORE and write one bundle."""
     from .compute.hpc import load_dask_config
@@ -217,20 +224,21 @@ def build(
             changes.update(_input_overrides(events, allow_point_like))
             if smoothing is not None:
                 changes["model"] = {"smoothing": smoothing}
+            if cache is not None:
+                changes["cache"] = str(cache)
             config = config.updated(changes)
             if backend is None:
                 from .compute.backends import make_backend
 
                 backend = make_backend(config.compute, _echo_err).start()
             from .engine.build import build as run_build
-            from .io.files import check_output
+            from .engine.preflight import check_build_outputs
             from .io.store import DataStore
 
             store = DataStore.open(datastore)
             _echo_err(f"bkgdask: index {store.index_path}")
-            check_output(output, [store.base_dir], "bundle")
-            if report is not None:
-                check_output(report, [store.base_dir], "report")
+            job_logs = compute_options["log_directory"]
+            check_build_outputs(store, config, output, report, job_logs)
             result = run_build(store, config, backend=backend, report=report)
             written = result.write(output)
         finally:
@@ -240,7 +248,15 @@ def build(
     _echo_err(
         f"bkgdask: {s['runs']} runs, {s['events']:,} events, {s['models']} models, "
         f"{s['seconds']:.2f} s, {s['events_per_second']:,.0f} events/s -> {written}"
+        + (f" ({s['cached']} runs from the cache)" if config.cache else "")
     )
+    if s["n_drop_gti"] or s["n_drop_bad"]:
+        log.warning(
+            "%d events outside every GTI and %d invalid events dropped "
+            "(per run: OBS_INDEX columns N_DROP_GTI, N_DROP_BAD)",
+            s["n_drop_gti"],
+            s["n_drop_bad"],
+        )
 
 
 @cli.command("config")

@@ -35,6 +35,7 @@ from pydantic import (
 
 from .compute.config import ComputeConfig, Strict
 from .errors import BkgdaskError, ConfigError
+from .io.checks import MAX_DROPPED_FRACTION
 from .io.event_filter import compile_event_filter
 from .models import KINDS, ModelKind, get_kind
 from .models.binning import Binning, check_edges
@@ -213,7 +214,19 @@ class GroupingConfig(_Strict):
     @field_validator("zenith")
     @classmethod
     def _zenith(cls, axis: AxisEdges) -> AxisEdges:
-        return _checked(axis, "deg", "zenith", minimum=0.0, maximum=180.0)
+        return _checked(axis, "deg", "zenith", minimum=0.0, maximum=90.0)
+
+
+class ChecksConfig(_Strict):
+    """What the data checks allow."""
+
+    max_dropped_fraction: float = Field(
+        default=MAX_DROPPED_FRACTION,
+        ge=0.0,
+        le=1.0,
+        description="largest fraction of a run's events dropped (outside GTIs, invalid) "
+        "before the run is an error",
+    )
 
 
 class BuildConfig(_Strict):
@@ -234,6 +247,10 @@ class BuildConfig(_Strict):
     binning: BinningConfig = BinningConfig()
     grouping: GroupingConfig = GroupingConfig()
     compute: ComputeConfig = ComputeConfig()
+    checks: ChecksConfig = ChecksConfig()
+    cache: str | None = Field(
+        default=None, description="folder of per-run partials a build reuses (resumable builds)"
+    )
 
     @field_validator("events")
     @classmethod
@@ -281,7 +298,7 @@ class BuildConfig(_Strict):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(f"{source}: invalid configuration:\n{_describe(exc)}") from None
+            raise ConfigError(f"{source}: invalid configuration: {_describe(exc)}") from None
 
     def updated(self, changes: dict, source: str = "options") -> BuildConfig:
         """A copy with nested ``changes`` merged in and everything validated again."""
@@ -307,5 +324,5 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {where}: {err['msg']}")
-    return "\n".join(lines)
+        lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(lines)  # one line: the CLI reports every error in one

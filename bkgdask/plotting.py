@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import ConfigError
+from .io.bundle import bundle_store_folder
+from .io.files import check_output
 from .models import Model, read_models
 
 if TYPE_CHECKING:
@@ -295,6 +297,8 @@ def plot_bundle(
         If an offset or energy is outside a model's bins.
     """
     models, obs_index = read_models(bundle)
+    store_folder = bundle_store_folder(bundle)
+    check_output(outdir, [store_folder] if store_folder else [], "figures folder")
     for model in models.values():  # fail before writing anything
         for offset in offsets_deg:
             _bin_index(model.binning["offset"], offset, "offset", "deg")

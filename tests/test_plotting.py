@@ -79,8 +79,9 @@ def test_selection_figure_skipped_without_column(bundle, tmp_path):
         table = Table.read(hdus["OBS_INDEX"])
         table.remove_columns(["MUONEFF", "ONTIME"])
         hdus["OBS_INDEX"] = fits.table_to_hdu(table)
-        hdus.writeto(tmp_path / "no-muoneff.fits")
-    paths = plot_bundle(tmp_path / "no-muoneff.fits", tmp_path / "figs")
+        (tmp_path / "no-muoneff").mkdir()
+        hdus.writeto(tmp_path / "no-muoneff" / bundle.name)  # its own name: not "renamed"
+    paths = plot_bundle(tmp_path / "no-muoneff" / bundle.name, tmp_path / "figs")
     names = {p.name for p in paths}
     assert "selection-muoneff.png" not in names
     assert "selection-time.png" in names  # from LIVETIME

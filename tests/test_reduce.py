@@ -109,7 +109,8 @@ def test_client_receives_only_group_results(tmp_path):
 
 def test_batched_histogram_tasks_equal_one_task_per_run(tmp_path):
     runs = [
-        random_run(i, 7.0 * i, 10.0, 40, zenith=10.0 + i % 50, seed=i)[0] for i in range(1, 201)
+        random_run(i, 7.0 * i % 360, 10.0, 40, zenith=10.0 + i % 50, seed=i)[0]
+        for i in range(1, 201)
     ]
     store = DataStore.open(write_store(tmp_path / "store", runs))
     auto = plan_build(store, BuildConfig())

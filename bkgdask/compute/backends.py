@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 #: Runs that justify one more local worker: ~0.5 s of work against ~1 s to start it.
 RUNS_PER_EXTRA_WORKER = 200
 
+#: Local workers allowed per core: beyond that only memory and start-up time grow.
+MAX_WORKERS_PER_CORE = 4
+
+#: Seconds to wait for a scheduler address to answer.
+CONNECT_TIMEOUT_S = 5.0
+
 
 def default_workers() -> int:
     """Cores available to this process."""
@@ -91,10 +97,67 @@ class Backend:
         self.close()
 
 
+def check_n_workers(n_workers: int | None) -> None:
+    """Warn above one local worker per core; refuse above :data:`MAX_WORKERS_PER_CORE` per core.
+
+    Raises
+    ------
+    SchedulerError
+        If ``n_workers`` exceeds the limit.
+    """
+    cores = default_workers()
+    if n_workers is None or n_workers <= cores:
+        return
+    limit = MAX_WORKERS_PER_CORE * cores
+    if n_workers > limit:
+        raise SchedulerError(
+            f"--n-workers {n_workers} is more than {MAX_WORKERS_PER_CORE} per core "
+            f"({limit} on this machine's {cores} cores); give at most {limit}"
+        )
+    log.warning("%d workers on %d cores: they will compete for the cores", n_workers, cores)
+
+
+def probe_address(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Check that something listens at a ``tcp://`` or ``tls://`` scheduler address.
+
+    Raises
+    ------
+    SchedulerError
+        If the host does not resolve, nothing listens or nothing answers in time.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address)
+    if parts.scheme not in ("tcp", "tls"):
+        return
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or port is None:
+        raise SchedulerError(f"scheduler address {address} lacks a host or port (tcp://HOST:PORT)")
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except socket.gaierror:
+        raise SchedulerError(f"cannot reach scheduler {address}: unknown host {host!r}") from None
+    except TimeoutError:
+        raise SchedulerError(
+            f"cannot reach scheduler {address}: no answer within {timeout_s:g} s"
+        ) from None
+    except OSError as exc:
+        raise SchedulerError(f"cannot reach scheduler {address}: {exc.strerror or exc}") from None
+
+
 class ThreadsBackend(Backend):
     """Runs graphs in this process on a thread pool (``threads``)."""
 
     name = "threads"
+
+    def start(self) -> ThreadsBackend:
+        check_n_workers(self.config.n_workers)
+        return self
 
     def _dask_options(self) -> dict:
         return {"scheduler": "threads", "num_workers": self.config.n_workers or default_workers()}
@@ -126,6 +189,8 @@ class DistributedBackend(Backend):
         return None
 
     def start(self) -> DistributedBackend:
+        if self._starting is None and self._client is None and self.name == "address":
+            probe_address(self.config.scheduler)
         if self._starting is None:
             pool = ThreadPoolExecutor(max_workers=1)
             self._starting = pool.submit(self.make_cluster)
@@ -153,19 +218,33 @@ class DistributedBackend(Backend):
         return self._client
 
     def connect(self, client_class, target):
-        """A Client of ``target``."""
-        return client_class(target)
+        """A Client of ``target`` (an address that is not a Dask scheduler: SchedulerError)."""
+        if not isinstance(target, str):
+            return client_class(target)
+        try:
+            return client_class(target, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, MemoryError, ValueError, TypeError) as exc:
+            # A server that is not a Dask scheduler answers with bytes distributed
+            # reads as a frame length (MemoryError) or not at all (timeout).
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            raise SchedulerError(
+                f"cannot connect to scheduler {target}: is it a Dask scheduler? ({reason})"
+            ) from None
 
     def after_connect(self) -> None:
         """Hook run once the client is connected (batch systems submit jobs here)."""
 
     def compute(self, graphs: Sequence, report: str | Path | None = None) -> list:
         client = self.client
-        with _performance_report(report):
-            futures = client.compute(list(graphs), retries=self.config.retries)
-            if self.config.progress:
-                _StderrProgressBar.run(futures)
-            return client.gather(futures)
+        try:
+            with _performance_report(report):
+                futures = client.compute(list(graphs), retries=self.config.retries)
+                if self.config.progress:
+                    _StderrProgressBar.run(futures)
+                return client.gather(futures)
+        except KeyboardInterrupt:
+            _quiet_shutdown()
+            raise
 
     def close(self) -> None:
         if self._client is not None and self._owns_client:
@@ -190,6 +269,10 @@ class LocalBackend(DistributedBackend):
 
     name = "local"
 
+    def start(self) -> LocalBackend:
+        check_n_workers(self.config.n_workers)
+        return super().start()
+
     def make_cluster(self):
         from distributed import LocalCluster
 
@@ -201,6 +284,7 @@ class LocalBackend(DistributedBackend):
                 host="127.0.0.1",
                 dashboard_address=self.config.dashboard_address,
                 preload=["bkgdask.compute.warmup"],
+                silence_logs=logging.ERROR,  # no cancellation warnings on Ctrl-C
             )
 
     def prepare(self, n_runs: int) -> None:
@@ -293,6 +377,12 @@ def backend_class(scheduler: str) -> type[Backend]:
 def make_backend(config, announce: Callable[[str], None] | None = None) -> Backend:
     """The backend the compute configuration asks for (not started)."""
     return backend_class(config.scheduler)(config, announce)
+
+
+def _quiet_shutdown() -> None:
+    """After Ctrl-C: silence the cancelled gathers and closing comms of this process."""
+    for name in ("asyncio", "distributed", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 @contextlib.contextmanager

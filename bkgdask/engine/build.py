@@ -15,8 +15,9 @@ from dask.delayed import Delayed, delayed
 from .. import __version__
 from ..compute.backends import Backend, DistributedBackend, make_backend
 from ..config import BuildConfig, ModelConfig
-from ..errors import SelectionError
+from ..errors import OutputError, SelectionError
 from ..io.bundle import bundle_obs_index, merged_hdu_index, write_bundle
+from ..io.checks import RUN_COUNTERS, with_run_counters
 from ..io.event_filter import compile_event_filter
 from ..io.files import check_output
 from ..io.query import select_rows
@@ -28,6 +29,7 @@ from ..models.kernel2d import HAVE_NUMBA
 from .grouping import ZENITH, Group, assign_models, group_of, make_groups
 from .inputs import BuildInputs
 from .reduce import tree_reduce
+from .runcache import RunCache, TaskOptions
 from .tasks import RunBatch, histogram_runs
 
 log = logging.getLogger(__name__)
@@ -118,7 +120,7 @@ def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
     n_runs = sum(map(len, runs.values()))
     per_task = runs_per_task(config.compute.runs_per_task, n_runs)
     compiled = use_compiled_kernel(config.compute.kernel, n_runs)
-    event_filter = compile_event_filter(config.events)
+    options = task_options(config, kind, binning)
     graphs = {}
     for index, group_runs in sorted(runs.items()):
         batches = (group_runs[i : i + per_task] for i in range(0, len(group_runs), per_task))
@@ -128,7 +130,7 @@ def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
                 kind,
                 binning,
                 compiled,
-                event_filter,
+                options,
                 dask_key_name=_histogram_key(batch),
             )
             for batch in batches
@@ -136,6 +138,15 @@ def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
         name = f"reduce-{groups[index].label}"
         graphs[index] = tree_reduce(parts, kind.combine, config.compute.split_every, name)
     return BuildPlan(store, kind, binning, groups, runs, graphs, values)
+
+
+def task_options(config: BuildConfig, kind: ModelKind, binning: Binning) -> TaskOptions:
+    """The per-run tasks' options: the run cache (if ``config.cache``) and the drop limit."""
+    cache = None
+    if config.cache:
+        cache = RunCache.for_build(config.cache, kind, binning, config.model_dump(mode="json"))
+    event_filter = compile_event_filter(config.events)
+    return TaskOptions(cache, config.checks.max_dropped_fraction, event_filter)
 
 
 def runs_per_task(setting: int | str, n_runs: int) -> int:
@@ -228,7 +239,10 @@ class BuildResult:
         """The store's obs-index with each run's model (``BKG_HDU``) and use (``BKG_USED``)."""
         used = {int(o) for total in self.totals.values() for o in total.attrs["obs_ids"]}
         names = {o: g.hdu_name for o, g in self.assignment.items()}
-        return bundle_obs_index(self.store.obs_index, names, used)
+        stats = {
+            o: s for total in self.totals.values() for o, s in total.attrs["run_stats"].items()
+        }
+        return with_run_counters(bundle_obs_index(self.store.obs_index, names, used), stats)
 
     def write(self, path: str | Path) -> Path:
         """Write the bundle (HDU_INDEX, OBS_INDEX, model HDUs) atomically to ``path``.
@@ -240,7 +254,10 @@ class BuildResult:
         """
         path = check_output(path, [self.store.base_dir], "bundle")
         hdus = list(self.model_hdus().values())
-        return write_bundle(path, self.hdu_index(path.name), self.obs_index(), hdus)
+        try:
+            return write_bundle(path, self.hdu_index(path.name), self.obs_index(), hdus)
+        except OSError as exc:
+            raise OutputError(f"cannot write bundle {path}: {exc.strerror or exc}") from None
 
 
 def _provenance(total: xr.Dataset) -> dict:
@@ -252,6 +269,7 @@ def _provenance(total: xr.Dataset) -> dict:
         "OBSTIME": (float(attrs["observation_time"]), "[s] total observation time"),
         "NEVENTS": (int(attrs["n_events"]), "events read from the runs"),
         "NCOUNTS": (int(total["counts"].sum()), "events inside the model bins"),
+        **{kw: (int(attrs.get(key, 0)), text) for key, (kw, _, text) in RUN_COUNTERS.items()},
         "CREATOR": (f"bkgdask {__version__}", "software that made this model"),
         "BKGDVER": (__version__, "bkgdask version"),
     }
@@ -317,6 +335,8 @@ def build(
         "models": len(totals),
         "seconds": seconds,
         "events_per_second": n_events / seconds if seconds > 0 else float("nan"),
+        **{key: sum(int(t.attrs.get(key, 0)) for t in totals.values()) for key in RUN_COUNTERS},
+        "cached": sum(int(t.attrs.get("n_cached", 0)) for t in totals.values()),
     }
     groups = {plan.groups[k].label: plan.groups[k] for k in keys}
     return BuildResult(

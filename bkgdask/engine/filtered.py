@@ -55,8 +55,13 @@ def read_filtered_run(run: RunInput, event_filter: EventFilter | None) -> tuple[
         keep = event_filter.mask(events.columns)
     except SelectionError as exc:
         raise RunError(run.obs_id, run.events_file, str(exc)) from None
+    columns = {name: values[keep] for name, values in events.columns.items()}
     kept = replace(
-        events, energy=events.energy[keep], ra=events.ra[keep], dec=events.dec[keep], columns={}
+        events,
+        energy=events.energy[keep],
+        ra=events.ra[keep],
+        dec=events.dec[keep],
+        columns=columns,
     )
     return kept, n_read
 

@@ -10,11 +10,12 @@ from collections.abc import Sequence
 
 import xarray as xr
 
-from ..io.event_filter import EventFilter
+from ..io.checks import check_dropped
 from ..io.runs import RunInput
 from ..models.base import ModelKind
 from ..models.binning import Binning
 from .filtered import input_attrs, read_filtered_run
+from .runcache import TaskOptions
 
 
 def histogram_run(
@@ -22,7 +23,7 @@ def histogram_run(
     kind: ModelKind,
     binning: Binning,
     compiled: bool | None = None,
-    event_filter: EventFilter | None = None,
+    options: TaskOptions | None = None,
 ) -> xr.Dataset:
     """Histogram one observation: the "chunk" step of the reduction.
 
@@ -36,16 +37,19 @@ def histogram_run(
         The kind's bins (TeV, deg).
     compiled : bool, optional
         Use the numba-compiled loop (default: if numba is installed).
-    event_filter : EventFilter, optional
-        Keep only the events it passes, before binning.
+    options : TaskOptions, optional
+        Run cache (looked up first, filled after) and the largest fraction of
+        events that may be dropped.
+        The event filter is ``options.event_filter``.
 
     Returns
     -------
     xarray.Dataset
         ``counts`` (int64) and ``exposure`` (float64, s MeV sr) over the
         kind's dims, with bin edges as coordinates; attributes ``obs_id``,
-        ``zenith`` (deg), ``observation_time`` (s, sum of GTIs) and
-        ``n_events`` (events read, in range or not), and those of
+        ``zenith`` (deg), ``observation_time`` (s, union of GTIs),
+        ``n_events`` (events read, in range or not), ``n_used``,
+        ``n_drop_gti``, ``n_drop_bad`` and ``n_cached`` (1 if from the cache). and those of
         :func:`bkgdask.engine.filtered.input_attrs` (events kept, their extent).
 
     Raises
@@ -53,15 +57,25 @@ def histogram_run(
     RunError
         On any problem with the run's files, naming the run and the file.
     """
-    events, n_read = read_filtered_run(run, event_filter)
+    options = options or TaskOptions()
+    cache_path = options.cache.path_of(run) if options.cache else None
+    cached = options.cache.load(cache_path) if cache_path else None
+    if cached is not None:
+        cached.attrs.update(obs_id=run.obs_id, zenith=run.zenith_deg, n_cached=1)
+        return cached
+    events, _ = read_filtered_run(run, options.event_filter)
+    check_dropped(run.obs_id, run.events_file, events.counts, options.max_dropped_fraction)
     partial = kind.chunk(events, binning, compiled)
     partial.attrs = {
         "obs_id": run.obs_id,
         "zenith": run.zenith_deg,
         "observation_time": events.observation_time,
-        "n_events": n_read,
+        **events.counts.as_attrs(),
+        "n_cached": 0,
         **input_attrs(events),
     }
+    if cache_path:
+        options.cache.store(partial, cache_path)
     return partial
 
 
@@ -86,9 +100,9 @@ def histogram_runs(
     kind: ModelKind,
     binning: Binning,
     compiled: bool | None = None,
-    event_filter: EventFilter | None = None,
+    options: TaskOptions | None = None,
 ) -> xr.Dataset:
     """Histogram several runs in one task: each run labelled, then combined (the chunk step)."""
     runs = runs.runs if isinstance(runs, RunBatch) else runs
-    partials = [histogram_run(run, kind, binning, compiled, event_filter) for run in runs]
+    partials = [histogram_run(run, kind, binning, compiled, options) for run in runs]
     return partials[0] if len(partials) == 1 else kind.combine(partials)

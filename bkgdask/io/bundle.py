@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
-from ..errors import BkgdaskError
+from ..errors import BkgdaskError, StoreError
 from .files import write_fits_atomic
 from .gadf import string_column
 
@@ -77,6 +78,8 @@ def read_bundle_hdus(path: str | Path) -> tuple[dict[str, tuple[fits.Header, obj
             if "OBS_INDEX" not in names:
                 raise BkgdaskError(f"{path} is not a bkgdask bundle (no OBS_INDEX HDU)")
             obs_index = Table.read(hdus["OBS_INDEX"])
+            if "HDU_INDEX" in names:
+                check_bundle_name(path, Table.read(hdus["HDU_INDEX"]))
             models = {
                 h.name: (h.header.copy(), h.data.copy())
                 for h in hdus
@@ -87,3 +90,37 @@ def read_bundle_hdus(path: str | Path) -> tuple[dict[str, tuple[fits.Header, obj
     if "BKG_USED" not in obs_index.colnames:
         raise BkgdaskError(f"{path} is not a bkgdask bundle (OBS_INDEX has no BKG_USED)")
     return models, obs_index
+
+
+def check_bundle_name(path: Path, hdu_index: Table) -> None:
+    """Refuse a bundle whose HDU index names another file for its models (it was renamed).
+
+    gammapy finds the models through ``FILE_DIR``/``FILE_NAME`` of the ``bkg``
+    rows, resolved against the bundle's folder, so a renamed bundle would send
+    it to a missing or different file.
+
+    Raises
+    ------
+    StoreError
+        Saying which name the bundle must have.
+    """
+    types = np.char.lower(string_column(hdu_index["HDU_TYPE"]))
+    dirs = string_column(hdu_index["FILE_DIR"])[types == "bkg"]
+    names = set(string_column(hdu_index["FILE_NAME"])[types == "bkg"][dirs == "."].tolist())
+    if names and path.name not in names:
+        named = sorted(names)[0]
+        raise StoreError(
+            f"bundle {path} was renamed: its HDU index finds the models in {named!r}; "
+            f"rename it back to {named} (or rebuild it under the new name)"
+        )
+
+
+def bundle_store_folder(path: str | Path) -> Path | None:
+    """The folder holding every input file the bundle's HDU index names (None if none)."""
+    try:
+        hdu_index = Table.read(path, hdu="HDU_INDEX")
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+    types = np.char.lower(string_column(hdu_index["HDU_TYPE"]))
+    dirs = [d for d in string_column(hdu_index["FILE_DIR"])[types != "bkg"] if d.startswith("/")]
+    return Path(os.path.commonpath(dirs)) if dirs else None

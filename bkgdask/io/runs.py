@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import RunError
+from .checks import EventCounts, check_pointing, gti_shift_s, inside_gtis, merged_gtis, valid_events
 from .fitsread import INFLATE_ERRORS, FitsFormatError, TableHDU, read_tables
+
+log = logging.getLogger(__name__)
 
 ENERGY_TO_TEV = {"tev": 1.0, "gev": 1e-3, "mev": 1e-6, "kev": 1e-9, "ev": 1e-12, "": 1.0}
 ANGLE_TO_DEG = {"deg": 1.0, "degree": 1.0, "degrees": 1.0, "rad": np.degrees(1.0), "": 1.0}
@@ -77,6 +81,7 @@ class RunEvents:
     observation_time: float
     header: object
     columns: dict = field(default_factory=dict)
+    counts: EventCounts | None = None
 
 
 def read_failure(obs_id: int, path: str, exc: BaseException) -> RunError:
@@ -101,16 +106,27 @@ def unit_factor(table: TableHDU, column: str, factors: dict[str, float], what: s
 
 
 def observation_time_s(gti: TableHDU) -> float:
-    """Sum of the good time intervals, s."""
+    """Length of the union of the good time intervals, s (overlaps counted once)."""
+    start, stop = gti_intervals_s(gti)
+    return float(np.sum(stop - start))
+
+
+def gti_intervals_s(gti: TableHDU) -> tuple[np.ndarray, np.ndarray]:
+    """The GTIs sorted and merged, s on the GTI's time reference (overlaps warned about)."""
     factor = unit_factor(gti, "START", TIME_TO_S, "time")
     start, stop = gti.columns["START"], gti.columns["STOP"]
+    if not (np.all(np.isfinite(start)) and np.all(np.isfinite(stop))):
+        raise FitsFormatError("GTI has non-finite START or STOP")
     if np.any(stop < start):
         raise FitsFormatError("GTI has STOP < START")
-    return float(np.sum(stop - start)) * factor
+    start, stop, overlap = merged_gtis(start * factor, stop * factor)
+    if overlap > 0:
+        log.warning("GTIs overlap by %.6g s: counted once", overlap)
+    return start, stop
 
 
 def _read_tables(run: RunInput, extra_columns: tuple[str, ...]) -> tuple[TableHDU, TableHDU]:
-    wanted = {run.events_file: {run.events_hdu: [*EVENT_COLUMNS, *extra_columns]}}
+    wanted = {run.events_file: {run.events_hdu: [*EVENT_COLUMNS, "TIME", *extra_columns]}}
     wanted.setdefault(run.gti_file, {})[run.gti_hdu] = ["START", "STOP"]
     tables: dict[str, TableHDU] = {}
     for path, hdus in wanted.items():
@@ -138,9 +154,11 @@ def read_run(run: RunInput, extra_columns: tuple[str, ...] = ()) -> RunEvents:
     RunError
         On any problem with the run's files, naming the run and the file.
     """
-    events, gti = _read_tables(run, tuple(c for c in extra_columns if c not in EVENT_COLUMNS))
+    extra_wanted = tuple(c for c in extra_columns if c not in (*EVENT_COLUMNS, "TIME"))
+    events, gti = _read_tables(run, extra_wanted)
     try:
-        time_s = observation_time_s(gti)
+        gti_start, gti_stop = gti_intervals_s(gti)
+        time_s = float(np.sum(gti_stop - gti_start))
     except FitsFormatError as exc:
         raise RunError(run.obs_id, run.gti_file, str(exc)) from None
     if not time_s > 0:
@@ -149,14 +167,23 @@ def read_run(run: RunInput, extra_columns: tuple[str, ...] = ()) -> RunEvents:
         e_factor = unit_factor(events, "ENERGY", ENERGY_TO_TEV, "energy")
         ra_factor = unit_factor(events, "RA", ANGLE_TO_DEG, "angle")
         dec_factor = unit_factor(events, "DEC", ANGLE_TO_DEG, "angle")
+        time_factor = unit_factor(events, "TIME", TIME_TO_S, "time")
     except FitsFormatError as exc:
         raise RunError(run.obs_id, run.events_file, str(exc)) from None
     ra_pnt, dec_pnt = _pointing(run, events.header)
+    check_pointing(run.obs_id, run.events_file, ra_pnt, dec_pnt)
     columns = events.columns
+    shift_s = gti_shift_s(events.header, gti.header)
+    in_gti = inside_gtis(columns["TIME"] * time_factor, gti_start + shift_s, gti_stop + shift_s)
+    keep, counts = valid_events(columns["ENERGY"], columns["RA"], columns["DEC"], in_gti)
+    if counts.n_used < counts.n_events:
+        columns = {name: values[keep] for name, values in columns.items()}
     energy, ra, dec = columns["ENERGY"], columns["RA"], columns["DEC"]
     if e_factor != 1.0:
         energy = energy * e_factor
     if ra_factor != 1.0 or dec_factor != 1.0:
         ra, dec = ra * ra_factor, dec * dec_factor
     extra = {c: columns[c] for c in extra_columns}
-    return RunEvents(run.obs_id, energy, ra, dec, ra_pnt, dec_pnt, time_s, events.header, extra)
+    return RunEvents(
+        run.obs_id, energy, ra, dec, ra_pnt, dec_pnt, time_s, events.header, extra, counts
+    )

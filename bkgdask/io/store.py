@@ -12,6 +12,7 @@ import numpy as np
 from astropy.table import Table
 
 from ..errors import RunError, StoreError
+from .checks import check_unique_ids
 from .fitsread import read_header
 from .gadf import HDU_INDEX_COLUMNS, string_column
 from .runs import READ_ERRORS, RunInput, read_failure
@@ -185,6 +186,7 @@ class DataStore:
             raise StoreError(f"HDU index of {base_dir} lacks columns {missing}")
         if "OBS_ID" not in obs_index.colnames:
             raise StoreError(f"observation index of {base_dir} lacks column OBS_ID")
+        check_unique_ids(hdu_index, obs_index, base_dir)
         log.debug("using index %s", index_path)
         return cls(base_dir, hdu_index, obs_index, index_path, obs_index_path)
 

@@ -31,6 +31,9 @@ RATE_UNIT = "s-1 MeV-1 sr-1"
 #: Run bookkeeping summed by :meth:`ModelKind.combine`.
 ADDITIVE_ATTRS = ("observation_time", "n_events", "n_runs")
 
+#: Per-run event counters (see ``bkgdask.io.checks``), summed and kept per run by combine.
+RUN_COUNTERS = ("n_used", "n_drop_gti", "n_drop_bad", "n_cached")
+
 
 @dataclass
 class Model:
@@ -175,6 +178,8 @@ class ModelKind:
             **{key: sum(a[key] for a in run_attrs) for key in ADDITIVE_ATTRS},
             "zenith_min": min(a["zenith_min"] for a in run_attrs),
             "zenith_max": max(a["zenith_max"] for a in run_attrs),
+            **{key: sum(a.get(key, 0) for a in run_attrs) for key in RUN_COUNTERS},
+            "run_stats": {o: s for a in run_attrs for o, s in a.get("run_stats", {}).items()},
         }
         out.attrs.update(combine_input_attrs([p.attrs for p in parts]))
         return out
@@ -204,6 +209,12 @@ def _run_attrs(part: xr.Dataset) -> dict:
         "n_runs": 1,
         "zenith_min": float(attrs["zenith"]),
         "zenith_max": float(attrs["zenith"]),
+        **{key: int(attrs.get(key, 0)) for key in RUN_COUNTERS},
+        "run_stats": {
+            int(attrs["obs_id"]): {
+                key: int(attrs.get(key, 0)) for key in ("n_events", *RUN_COUNTERS)
+            }
+        },
     }
 
 

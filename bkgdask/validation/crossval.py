@@ -75,7 +75,7 @@ def cross_validate(
     bundles : dict of int to Path
         obs_id -> the fold bundle that predicts it.
     """
-    config = config_like(models)
+    config = config_like(models).updated({"cache": str(workdir / "run-cache")})  # runs read once
     obs_ids = sorted(o for m in models.values() for o in m.obs_ids)
     zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))
     rows, bundles = [], {}

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..engine.build import select_obs_ids
 from ..errors import BkgdaskError
+from ..io.files import check_output
 from ..io.store import DataStore
 from ..models import read_models
 from ..sim.truth import TRUTH_FILE, TruthModel
@@ -138,12 +139,12 @@ def _section(results: dict[str, list], targets: dict[int, str]) -> dict:
 
 def run_validation(request: ValidationRequest) -> dict:
     """Run every check the request asks for; write the report; return its numbers."""
-    outdir = Path(request.outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     models, _ = read_models(request.bundle)
     if not models:
         raise BkgdaskError(f"{request.bundle} holds no BKG models")
     store = DataStore.open(request.store)
+    outdir = check_output(request.outdir, [store.base_dir], "validation folder")
+    outdir.mkdir(parents=True, exist_ok=True)
     zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))
     targets = _targets(store)
     report: dict = {
