@@ -94,6 +94,13 @@ def _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options
     return changes
 
 
+def _model_overrides(model_kind: str | None, fov_alignment: str | None) -> dict:
+    """The ``model`` section changed by ``--model`` and ``--fov-alignment``."""
+    model = {"kind": model_kind, "fov_alignment": fov_alignment}
+    model = {key: value.lower() for key, value in model.items() if value is not None}
+    return {"model": model} if model else {}
+
+
 def _start_early(compute_options: dict, announce):
     """The backend of the command-line options alone, starting (None if they do not validate)."""
     from pydantic import ValidationError
@@ -121,6 +128,13 @@ def _start_early(compute_options: dict, announce):
 @click.option("--zenith-edges", default=None, help="Zenith group edges, e.g. 0,20,40,90 (deg).")
 @click.option("--energy-edges", default=None, help="Energy edges, e.g. '0.1,1,10,100 TeV'.")
 @click.option("--offset-edges", default=None, help="Offset edges, e.g. '0,1,2,3 deg'.")
+@click.option("--model", "model_kind", default=None, help="Model kind: bkg_2d | bkg_3d.")
+@click.option(
+    "--fov-alignment",
+    type=click.Choice(["radec", "altaz"], case_sensitive=False),
+    default=None,
+    help="bkg_3d: FoV frame aligned with RA/Dec or with Alt/Az.",
+)
 @click.option(
     "--config",
     "config_file",
@@ -153,6 +167,8 @@ def build(
     zenith_edges,
     energy_edges,
     offset_edges,
+    model_kind,
+    fov_alignment,
     config_file,
     scheduler,
     n_workers,
@@ -192,6 +208,7 @@ def build(
 
             config = BuildConfig.read(config_file) if config_file else BuildConfig()
             changes = _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options)
+            changes.update(_model_overrides(model_kind, fov_alignment))
             config = config.updated(changes)
             if backend is None:
                 from .compute.backends import make_backend

@@ -44,7 +44,7 @@ def histogram_run(
     RunError
         On any problem with the run's files, naming the run and the file.
     """
-    events = read_run(run)
+    events = read_run(run, kind.event_columns)
     partial = kind.chunk(events, binning, compiled)
     partial.attrs = {
         "obs_id": run.obs_id,
