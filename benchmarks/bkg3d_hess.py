@@ -169,6 +169,33 @@ def analysis(bundle: Path, max_runs: int | None) -> dict:
     return out
 
 
+def per_run_seconds(alignment: str, n_gammapy_runs: int = 6) -> dict:
+    """Warm in-process seconds per run: a bkgdask sync build, and the gammapy loop's body."""
+    from gammapy.data import DataStore
+
+    import bkgdask
+    from bkgdask.config import BuildConfig
+
+    config = BuildConfig().updated(
+        {"selection": SELECTION, "model": {"kind": "bkg_3d", "fov_alignment": alignment},
+         "compute": {"scheduler": "sync", "progress": False}}
+    )  # fmt: skip
+    bkgdask.build(STORE, config)  # imports, astropy's IERS tables, numba
+    start = time.perf_counter()
+    n_runs = bkgdask.build(STORE, config).summary["runs"]
+    ours = (time.perf_counter() - start) / n_runs
+    store = DataStore.from_dir(STORE)
+    off = store.obs_table[store.obs_table["TARGET_NAME"] == "Off data"]["OBS_ID"]
+    observations = store.get_observations(off[: n_gammapy_runs + 1], required_irf=[])
+    fov_coordinates(observations[0], alignment)  # warm-up
+    start = time.perf_counter()
+    for obs in observations[1:]:
+        fov_coordinates(obs, alignment)
+        obs.events.energy.to_value("TeV")
+    theirs = (time.perf_counter() - start) / n_gammapy_runs
+    return {"bkgdask_s_per_run": ours, "gammapy_coordinates_s_per_run": theirs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alignment", choices=("radec", "altaz"), default="radec")
@@ -176,10 +203,14 @@ def main() -> None:
     parser.add_argument("--scheduler", default="local", help="of the bkgdask build")
     parser.add_argument("--loop", help="internal: run the gammapy loop, save counts to this .npz")
     parser.add_argument("--skip-analysis", action="store_true")
+    parser.add_argument("--per-run", action="store_true", help="warm seconds per run only")
     parser.add_argument("--max-runs", type=int, default=None, help="target runs per target")
     args = parser.parse_args()
     if args.loop:
         np.savez(args.loop, **gammapy_loop(args.alignment))
+        return
+    if args.per_run:
+        print(json.dumps({"alignment": args.alignment, **per_run_seconds(args.alignment)}))
         return
     with tempfile.TemporaryDirectory() as tmp:
         bundle, loop_file = Path(tmp) / "bkg3d.fits.gz", Path(tmp) / "loop.npz"
