@@ -100,6 +100,13 @@ def _input_overrides(events: str | None, allow_point_like: bool | None) -> dict:
     return {key: value for key, value in given.items() if value is not None}
 
 
+def _model_overrides(model_kind: str | None, fov_alignment: str | None, smoothing) -> dict:
+    """The ``model`` section changed by ``--model``, ``--fov-alignment`` and ``--smoothing``."""
+    model = {"kind": model_kind, "fov_alignment": fov_alignment, "smoothing": smoothing}
+    model = {key: value.lower() for key, value in model.items() if value is not None}
+    return {"model": model} if model else {}
+
+
 def _start_early(compute_options: dict, announce):
     """The backend of the command-line options alone, starting (None if they do not validate)."""
     from pydantic import ValidationError
@@ -134,6 +141,13 @@ def _start_early(compute_options: dict, announce):
 @click.option("--zenith-edges", default=None, help="Zenith group edges, e.g. 0,20,40,90 (deg).")
 @click.option("--energy-edges", default=None, help="Energy edges, e.g. '0.1,1,10,100 TeV'.")
 @click.option("--offset-edges", default=None, help="Offset edges, e.g. '0,1,2,3 deg'.")
+@click.option("--model", "model_kind", default=None, help="Model kind: bkg_2d | bkg_3d.")
+@click.option(
+    "--fov-alignment",
+    type=click.Choice(["radec", "altaz"], case_sensitive=False),
+    default=None,
+    help="bkg_3d: FoV frame aligned with RA/Dec or with Alt/Az.",
+)
 @click.option(
     "--config",
     "config_file",
@@ -178,6 +192,8 @@ def build(
     zenith_edges,
     energy_edges,
     offset_edges,
+    model_kind,
+    fov_alignment,
     config_file,
     scheduler,
     n_workers,
@@ -222,10 +238,9 @@ def build(
             config = BuildConfig.read(config_file) if config_file else BuildConfig()
             changes = _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options)
             changes.update(_input_overrides(events, allow_point_like))
-            if smoothing is not None:
-                changes["model"] = {"smoothing": smoothing}
             if cache is not None:
                 changes["cache"] = str(cache)
+            changes.update(_model_overrides(model_kind, fov_alignment, smoothing))
             config = config.updated(changes)
             if backend is None:
                 from .compute.backends import make_backend

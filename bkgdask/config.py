@@ -153,6 +153,15 @@ class BinningConfig(_Strict):
     def _offset(cls, axis: AxisEdges) -> AxisEdges:
         return _checked(axis, "deg", "offset", minimum=0.0, maximum=180.0)
 
+    #: FoV lon/lat bins of BKG_3D models (default: 0.1 deg over +-3 deg).
+    fov_lon: AxisEdges = AxisEdges(min="-3 deg", max="3 deg", nbin=60, spacing="linear")
+    fov_lat: AxisEdges = AxisEdges(min="-3 deg", max="3 deg", nbin=60, spacing="linear")
+
+    @field_validator("fov_lon", "fov_lat")
+    @classmethod
+    def _fov(cls, axis: AxisEdges, info) -> AxisEdges:
+        return _checked(axis, "deg", info.field_name, minimum=-89.0, maximum=89.0)
+
 
 class ModelConfig(_Strict):
     """Which model kind to build (``bkg_2d``, or any registered kind) and how it is smoothed."""
@@ -171,6 +180,15 @@ class ModelConfig(_Strict):
         except KeyError as exc:
             raise ValueError(str(exc.args[0])) from None
         return value
+
+    fov_alignment: Literal["radec", "altaz"] = Field(
+        default="radec", description="bkg_3d: FoV frame aligned with RA/Dec or with Alt/Az"
+    )
+
+    @field_validator("fov_alignment", mode="before")
+    @classmethod
+    def _fov_alignment(cls, value):
+        return value.strip().lower() if isinstance(value, str) else value
 
 
 class GroupingConfig(_Strict):
@@ -264,7 +282,7 @@ class BuildConfig(_Strict):
     @property
     def kind(self) -> ModelKind:
         """The model kind to build."""
-        return get_kind(self.model.kind)
+        return get_kind(self.model.kind).with_model_config(self.model)
 
     def binning_of_kind(self) -> Binning:
         """The kind's bins from the ``binning`` section (ConfigError if out of range)."""

@@ -300,6 +300,10 @@ def plot_bundle(
     store_folder = bundle_store_folder(bundle)
     check_output(outdir, [store_folder] if store_folder else [], "figures folder")
     for model in models.values():  # fail before writing anything
+        if "offset" not in model.binning.dims:
+            raise ConfigError(
+                f"{model.name}: plot draws offset models (BKG_2D), not {model.kind.hdu_class}"
+            )
         for offset in offsets_deg:
             _bin_index(model.binning["offset"], offset, "offset", "deg")
         for energy in energies_tev:

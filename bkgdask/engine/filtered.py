@@ -18,7 +18,9 @@ from ..models.kernel2d import haversine
 __all__ = ["input_attrs", "read_filtered_run"]
 
 
-def read_filtered_run(run: RunInput, event_filter: EventFilter | None) -> tuple[RunEvents, int]:
+def read_filtered_run(
+    run: RunInput, event_filter: EventFilter | None, extra_columns: tuple[str, ...] = ()
+) -> tuple[RunEvents, int]:
     """Read one run and keep the events an event filter passes.
 
     Parameters
@@ -27,6 +29,8 @@ def read_filtered_run(run: RunInput, event_filter: EventFilter | None) -> tuple[
         The observation.
     event_filter : EventFilter or None
         The compiled filter; None keeps every event.
+    extra_columns : tuple of str
+        Further EVENTS columns the model kind needs (e.g. ``TIME``).
 
     Returns
     -------
@@ -41,9 +45,9 @@ def read_filtered_run(run: RunInput, event_filter: EventFilter | None) -> tuple[
         On any problem with the run's files, or a filter column missing from
         its EVENTS HDU (naming the column, the run and the file).
     """
-    columns = event_filter.columns if event_filter is not None else ()
+    columns = (*extra_columns, *(event_filter.columns if event_filter is not None else ()))
     try:
-        events = read_run(run, extra_columns=columns)
+        events = read_run(run, extra_columns=tuple(dict.fromkeys(columns)))
     except RunError as exc:
         if event_filter is not None:
             _raise_if_column_missing(run, event_filter, exc)

@@ -63,7 +63,7 @@ def histogram_run(
     if cached is not None:
         cached.attrs.update(obs_id=run.obs_id, zenith=run.zenith_deg, n_cached=1)
         return cached
-    events, _ = read_filtered_run(run, options.event_filter)
+    events, _ = read_filtered_run(run, options.event_filter, kind.event_columns)
     check_dropped(run.obs_id, run.events_file, events.counts, options.max_dropped_fraction)
     partial = kind.chunk(events, binning, compiled)
     partial.attrs = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import Model, ModelKind
 from .bkg2d import Bkg2D
+from .bkg3d import Bkg3D
 
 #: Model kinds by tag (``bkg_2d``, ...).
 KINDS: dict[str, ModelKind] = {}
@@ -33,6 +34,7 @@ def kind_of_hdu(header) -> ModelKind:
 
 
 register(Bkg2D())
+register(Bkg3D())
 
 __all__ = ["KINDS", "Model", "ModelKind", "get_kind", "kind_of_hdu", "register"]
 

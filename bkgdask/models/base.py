@@ -115,6 +115,8 @@ class ModelKind:
     dims: ClassVar[tuple[str, ...]]
     #: Two axes plotting draws as an image.
     image_dims: ClassVar[tuple[str, str]]
+    #: EVENTS columns :meth:`count` needs beyond ``ENERGY``, ``RA`` and ``DEC`` (in ``columns``).
+    event_columns: tuple[str, ...] = ()
 
     def binning(self, config) -> Binning:
         """The kind's axes from a :class:`bkgdask.config.BinningConfig` (subclass)."""
@@ -141,6 +143,10 @@ class ModelKind:
         raise NotImplementedError
 
     # -- shared by every kind ------------------------------------------------------------
+
+    def with_model_config(self, model_config) -> ModelKind:
+        """The kind as a :class:`bkgdask.config.ModelConfig` sets it up (itself by default)."""
+        return self
 
     def exposure(self, binning: Binning, observation_time_s: float) -> np.ndarray:
         """Exposure of one run: time x energy width x spatial solid angle, s MeV sr."""

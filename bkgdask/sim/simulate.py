@@ -256,7 +256,14 @@ def simulate_store(
     outdir = Path(outdir)
     _check_empty(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    tasks = simulation_tasks(outdir, config)
+    rows = compute_tasks(simulation_tasks(outdir, config), client, scheduler, n_workers, progress)
+    config.truth.write(outdir / TRUTH_FILE)
+    config.write(outdir / SIMULATION_FILE)
+    return write_indexes(outdir, rows)
+
+
+def compute_tasks(tasks: list, client, scheduler: str, n_workers: int | None, progress: bool):
+    """Compute simulation tasks on ``client`` or a temporary backend of ``scheduler``."""
     compute = ComputeConfig(
         scheduler=scheduler, n_workers=n_workers, progress=progress, dashboard_address="127.0.0.1:0"
     )
@@ -265,7 +272,4 @@ def simulate_store(
     else:
         backend = make_backend(compute)
     with backend:
-        rows = backend.compute(tasks)
-    config.truth.write(outdir / TRUTH_FILE)
-    config.write(outdir / SIMULATION_FILE)
-    return write_indexes(outdir, rows)
+        return backend.compute(tasks)
