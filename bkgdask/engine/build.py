@@ -24,6 +24,7 @@ from ..io.store import DataStore
 from ..models import Model, ModelKind
 from ..models.binning import Binning
 from ..models.kernel2d import HAVE_NUMBA
+from .exclusion import with_exclusions
 from .grouping import ZENITH, Group, assign_models, group_of, make_groups
 from .reduce import tree_reduce
 from .tasks import RunBatch, histogram_runs
@@ -113,6 +114,7 @@ def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
     groups = make_groups(config.grouping.zenith.to_values("deg"), extra)
     values = store.group_values(list(extra))
     runs = _runs_by_group(store, config, groups, values)
+    runs = with_exclusions(store, config.exclusion, runs, binning)
     n_runs = sum(map(len, runs.values()))
     per_task = runs_per_task(config.compute.runs_per_task, n_runs)
     compiled = use_compiled_kernel(config.compute.kernel, n_runs)

@@ -13,6 +13,7 @@ import xarray as xr
 from ..io.runs import RunInput, read_run
 from ..models.base import ModelKind
 from ..models.binning import Binning
+from ..models.exclusion import without_excluded
 
 
 def histogram_run(
@@ -37,15 +38,20 @@ def histogram_run(
         ``counts`` (int64) and ``exposure`` (float64, s MeV sr) over the
         kind's dims, with bin edges as coordinates; attributes ``obs_id``,
         ``zenith`` (deg), ``observation_time`` (s, sum of GTIs) and
-        ``n_events`` (events read, in range or not).
+        ``n_events`` (events kept, in range or not). Events inside the run's
+        exclusion regions are dropped and each bin's exposure loses the
+        excluded part of its solid angle.
 
     Raises
     ------
     RunError
         On any problem with the run's files, naming the run and the file.
     """
-    events = read_run(run)
+    events = without_excluded(read_run(run), run.exclusion)
     partial = kind.chunk(events, binning, compiled)
+    if run.exclusion:
+        kept = 1.0 - kind.excluded_fraction((events.ra_pnt, events.dec_pnt), run.exclusion, binning)
+        partial["exposure"] = partial["exposure"] * kept
     partial.attrs = {
         "obs_id": run.obs_id,
         "zenith": run.zenith_deg,
