@@ -94,6 +94,21 @@ def _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options
     return changes
 
 
+def _exclusion_changes(config, exclude, exclude_targets, interpolate) -> dict:
+    """Config changes of ``--exclude``, ``--exclude-targets`` and ``--interpolate``."""
+    changes = {}
+    exclusion = config.exclusion.model_dump(mode="json", exclude_none=True)
+    for spec in exclude:
+        exclusion["files" if Path(spec).is_file() else "regions"].append(spec)
+    if exclude_targets is not None:
+        exclusion["target_radius"] = exclude_targets
+    if exclude or exclude_targets is not None:
+        changes["exclusion"] = exclusion
+    if interpolate is not None:
+        changes["grouping"] = {"interpolate": interpolate}
+    return changes
+
+
 def _start_early(compute_options: dict, announce):
     """The backend of the command-line options alone, starting (None if they do not validate)."""
     from pydantic import ValidationError
@@ -146,6 +161,22 @@ def _start_early(compute_options: dict, announce):
     help="Write a Dask performance report (HTML, works offline).",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
+@click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    help="Exclusion region: DS9 string ('icrs;circle(83.63,22.01,0.3)') or DS9/CRTF file.",
+)
+@click.option(
+    "--exclude-targets",
+    default=None,
+    help="Exclude this radius around each run's target (RA_OBJ/DEC_OBJ), e.g. '0.4 deg'.",
+)
+@click.option(
+    "--interpolate/--no-interpolate",
+    default=None,
+    help="Run-wise models interpolated between the groups in cos(zenith) (and group_by columns).",
+)
 def build(
     datastore,
     output,
@@ -164,6 +195,9 @@ def build(
     dask_config,
     report,
     progress,
+    exclude,
+    exclude_targets,
+    interpolate,
 ):
     """Build zenith-grouped background models from DATASTORE and write one bundle."""
     from .compute.hpc import load_dask_config
@@ -193,6 +227,9 @@ def build(
             config = BuildConfig.read(config_file) if config_file else BuildConfig()
             changes = _overrides(select, zenith_edges, energy_edges, offset_edges, compute_options)
             config = config.updated(changes)
+            config = config.updated(
+                _exclusion_changes(config, exclude, exclude_targets, interpolate)
+            )
             if backend is None:
                 from .compute.backends import make_backend
 

@@ -182,6 +182,10 @@ class GroupingConfig(_Strict):
 
     zenith: AxisEdges = AxisEdges(edges=[0, 20, 40, 90], unit="deg")
     group_by: dict[str, AxisEdges] = Field(default_factory=dict)
+    interpolate: bool = Field(
+        default=False,
+        description="one model per run, group models interpolated in cos(zenith) and group_by",
+    )
 
     @field_validator("group_by")
     @classmethod

@@ -305,4 +305,7 @@ def build(
         "events_per_second": n_events / seconds if seconds > 0 else float("nan"),
     }
     groups = {plan.groups[k].label: plan.groups[k] for k in keys}
-    return BuildResult(store, plan.kind, totals, groups, assignment, summary)
+    result = BuildResult(store, plan.kind, totals, groups, assignment, summary)
+    from .runwise import runwise  # runwise.py extends BuildResult, defined above
+
+    return runwise(result, plan.values, config.grouping.interpolate)
