@@ -368,7 +368,31 @@ def simulate(
     show_default=True,
     help="Runs given the map validation (evenly spaced).",
 )
-def validate(bundle, store, output, select, exclude, truth, kfold, compare_store_models, max_runs):
+@click.option(
+    "--leave-one-target-out",
+    "loto",
+    is_flag=True,
+    help="Per target: build without its runs, fit FoV norms on them (loto.json, loto.md).",
+)
+@click.option(
+    "--loto-config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Build config of the leave-one-target-out models (default: targets excluded 0.4 deg).",
+)
+def validate(
+    bundle,
+    store,
+    output,
+    select,
+    exclude,
+    truth,
+    kfold,
+    compare_store_models,
+    max_runs,
+    loto,
+    loto_config,
+):
     """Validate the models of BUNDLE: truth pulls, runs, cross-validation."""
     from .validation.regions import parse_regions
     from .validation.report import ValidationRequest, markdown, run_validation
@@ -386,7 +410,13 @@ def validate(bundle, store, output, select, exclude, truth, kfold, compare_store
             max_runs=max_runs,
         )
         report = run_validation(request)
+        if loto:
+            from .validation.loto import write_loto
+
+            table = write_loto(store, output, loto_config, compare_store_models)
     click.echo(markdown(report), nl=False)
+    if loto:
+        click.echo(table)
 
 
 @cli.command()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
 
 from ..config import BuildConfig
 from ..engine.build import build
+from ..io.files import write_bytes_atomic
 from ..io.store import DataStore
 from ..models.exclusion import separation_deg
 from .runs import RunValidationSettings, _geom
@@ -29,7 +32,7 @@ class NormFit:
     zenith: float
 
     def row(self) -> dict:
-        return dict(self.__dict__)
+        return {k: (str(v) if k == "target" else v) for k, v in self.__dict__.items()}
 
 
 def target_runs(store: DataStore, off_name: str = "Off data") -> dict[str, list[int]]:
@@ -182,3 +185,29 @@ def summary_table(fits: list[NormFit]) -> str:
         n = len({f.obs_id for f in fits if f.target == target})
         lines.append(f"| {target} | {n} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
+
+
+def write_loto(store_path, outdir, config_path=None, compare_store_models: bool = True) -> str:
+    """Run the check, write ``loto.json`` and ``loto.md`` into ``outdir``; return the table.
+
+    The build config is read from ``config_path``, else the default one with a
+    0.4 deg circle around every target excluded and run-wise interpolation.
+    """
+    if config_path is not None:
+        config = BuildConfig.read(config_path)
+    else:
+        config = BuildConfig().updated(
+            {
+                "compute": {"progress": False},
+                "exclusion": {"target_radius": "0.4 deg"},
+                "grouping": {"interpolate": True},
+            }
+        )
+    fits = leave_one_target_out(store_path, config, compare_store_models=compare_store_models)
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    table = summary_table(fits)
+    rows = [f.row() for f in fits]
+    write_bytes_atomic(json.dumps(rows, indent=1).encode(), outdir / "loto.json")
+    write_bytes_atomic((table + "\n").encode(), outdir / "loto.md")
+    return table
