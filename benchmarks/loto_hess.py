@@ -14,7 +14,8 @@ from pathlib import Path
 from bkgdask.config import BuildConfig
 from bkgdask.validation.loto import leave_one_target_out, summary_table
 
-TARGETS = ["Crab", "PKS 2155-304 (steady)", "MSH 15-52", "RX J1713.7-3946"]
+TARGETS = ["Crab", "PKS 2155-304 (steady)", "PKS 2155-304 (flare)", "MSH 15-52",
+           "RX J1713.7-3946"]  # fmt: skip
 
 
 def main() -> None:

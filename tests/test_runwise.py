@@ -142,3 +142,14 @@ def test_client_receives_only_group_results_with_interpolation_and_exclusion(tmp
         result = bkgdask.build(store, config, client=client)
     assert plugin.wanted == {"reduce-zen-0-20", "reduce-zen-20-40", "reduce-zen-40-90"}
     assert len(result.model_hdus()) == 3 + len(result.store.obs_ids)
+
+
+def test_plot_draws_group_models_and_coverage_of_a_runwise_bundle(tmp_path, cosz_store):
+    from bkgdask.plotting import plot_bundle
+
+    store, _ = cosz_store
+    path = _build(store, interpolate=True).write(tmp_path / "bkg.fits")
+    names = {p.name for p in plot_bundle(path, tmp_path / "plots")}
+    assert "coverage-zenith.png" in names
+    assert not any(n.startswith("BKG_RUN_") for n in names)
+    assert {"BKG_ZEN_0_30-image.png", "BKG_ZEN_30_60-image.png"} <= names

@@ -36,7 +36,11 @@ class NormFit:
 
 
 def target_runs(store: DataStore, off_name: str = "Off data") -> dict[str, list[int]]:
-    """Per target (``TARGET_NAME``, off runs left out): its runs, those at the same position too."""
+    """Per target (``TARGET_NAME``, off runs left out): its runs, and those at the same position.
+
+    Targets at the same position (e.g. a flare and a steady state) are one
+    target, named after the first.
+    """
     table = store.obs_index
     names = np.asarray(table["TARGET_NAME"]).astype(str)
     ra, dec = (np.asarray(table[c], dtype=float) for c in ("RA_OBJ", "DEC_OBJ"))
@@ -46,7 +50,7 @@ def target_runs(store: DataStore, off_name: str = "Off data") -> dict[str, list[
         if name == off_name or int(store.obs_ids[first]) in seen:
             continue
         near = separation_deg(ra[first], dec[first], ra, dec) < SAME_TARGET_DEG
-        out[name] = [int(o) for o in store.obs_ids[near & (names != off_name)]]
+        out[name] = [int(o) for o in store.obs_ids[(near | (names == name)) & (names != off_name)]]
         seen.update(out[name])
     return out
 
