@@ -43,7 +43,10 @@ def target_runs(store: DataStore, off_name: str = "Off data") -> dict[str, list[
     """
     table = store.obs_index
     names = np.asarray(table["TARGET_NAME"]).astype(str)
-    ra, dec = (np.asarray(table[c], dtype=float) for c in ("RA_OBJ", "DEC_OBJ"))
+    if "RA_OBJ" in table.colnames and "DEC_OBJ" in table.colnames:
+        ra, dec = (np.asarray(table[c], dtype=float) for c in ("RA_OBJ", "DEC_OBJ"))
+    else:  # no target positions: targets by name only
+        ra, dec = np.arange(len(table)) * 10.0, np.zeros(len(table))
     out, seen = {}, set()
     for name in dict.fromkeys(names):
         first = int(np.flatnonzero(names == name)[0])
@@ -105,6 +108,7 @@ def leave_one_target_out(
     fit_radius_deg: float = 0.4,
     settings: RunValidationSettings | None = None,
     compare_store_models: bool = True,
+    positions: dict[str, tuple[float, float]] | None = None,
 ) -> list[NormFit]:
     """For each target: build without its runs, fit the FoV norm on each of them.
 
@@ -123,6 +127,8 @@ def leave_one_target_out(
         Sky grid (default 0.05 deg pixels, 2 deg offset).
     compare_store_models : bool
         Also fit with the store's own bkg model of each run, where it has one.
+    positions : dict of str to (float, float), optional
+        Target positions (RA, Dec, deg) where the obs-index has no ``RA_OBJ``/``DEC_OBJ``.
 
     Returns
     -------
@@ -152,7 +158,8 @@ def leave_one_target_out(
             model = result.kind.to_gammapy(result.kind.from_hdu(hdu.name, hdu.header, hdu.data))
             obs = (own or GammapyStore.from_dir(store.base_dir)).obs(obs_id, required_irf=[])
             info = row_of[obs_id]
-            center = SkyCoord(info["RA_OBJ"], info["DEC_OBJ"], unit="deg")
+            ra, dec = (positions or {}).get(target) or (info["RA_OBJ"], info["DEC_OBJ"])
+            center = SkyCoord(ra, dec, unit="deg")
             circle = CircleSkyRegion(center, fit_radius_deg * u.deg)
             safe = tuple(
                 _tev(info, c, d) for c, d in (("SAFE_ENERGY_LO", 0), ("SAFE_ENERGY_HI", 1e9))
