@@ -169,15 +169,21 @@ def sampled_excluded_fraction(ra, dec, regions) -> np.ndarray:
 
 
 def destination(ra_deg, dec_deg, offset_deg, position_angle_deg):
-    """Sky position (deg) at an offset and position angle (east of north) from a point."""
+    """Sky position (deg) at an offset and position angle (east of north) from a point.
+
+    The spherical "destination point" formula with ``atan2`` for both
+    coordinates, exact at the poles; RA in [0, 360] (360 possible by rounding).
+    """
     ra0, dec0, d, pa = (np.deg2rad(np.asarray(x, dtype=np.float64)) for x in
                         (ra_deg, dec_deg, offset_deg, position_angle_deg))  # fmt: skip
-    z = np.sin(dec0) * np.cos(d) + np.cos(dec0) * np.sin(d) * np.cos(pa)
-    x = np.cos(dec0) * np.cos(d) - np.sin(dec0) * np.sin(d) * np.cos(pa)
-    y = np.sin(d) * np.sin(pa)
-    return np.mod(np.rad2deg(ra0 + np.arctan2(y, x)), 360.0), np.rad2deg(
-        np.arctan2(z, np.hypot(x, y))
-    )
+    sin_dec0, cos_dec0 = np.sin(dec0), np.cos(dec0)
+    sin_d, cos_d = np.sin(d), np.cos(d)
+    # Components of the destination unit vector in the frame of the pointing meridian.
+    z = sin_dec0 * cos_d + cos_dec0 * sin_d * np.cos(pa)  # = sin(dec)
+    x = cos_dec0 * cos_d - sin_dec0 * sin_d * np.cos(pa)  # = cos(dec) cos(dra)
+    y = sin_d * np.sin(pa)  # = cos(dec) sin(dra)
+    dec = np.rad2deg(np.arctan2(z, np.hypot(x, y)))
+    return np.mod(np.rad2deg(ra0 + np.arctan2(y, x)), 360.0), dec
 
 
 def without_excluded(events, regions):
