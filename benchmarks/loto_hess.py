@@ -24,12 +24,15 @@ def main() -> None:
     parser.add_argument("--exclude-radius", default="0.4 deg", help="target exclusion at build")
     parser.add_argument("--fit-radius", type=float, default=0.4, help="deg, excluded from fit")
     parser.add_argument("--muoneff", action="store_true", help="also group/interpolate MUONEFF")
+    parser.add_argument(
+        "--muoneff-edges", type=lambda t: [float(v) for v in t.split(",")], default=[0.6, 0.95, 1.3]
+    )
     parser.add_argument("--json", default=None, help="write every run's fit here")
     args = parser.parse_args()
     data = Path(os.environ.get("GAMMAPY_DATA", "../shared/data")) / "hess-dl3-dr1"
     grouping = {"interpolate": not args.no_interpolate}
     if args.muoneff:
-        grouping["group_by"] = {"MUONEFF": {"edges": [0.6, 0.95, 1.3], "unit": ""}}
+        grouping["group_by"] = {"MUONEFF": {"edges": args.muoneff_edges, "unit": ""}}
     config = BuildConfig().updated(
         {
             "compute": {"scheduler": "sync", "progress": False},

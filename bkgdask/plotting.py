@@ -283,6 +283,18 @@ def draw_coverage(ax: Axes, obs_index: Table, column: str, label: str, models: S
     ax.legend(fontsize=7)
 
 
+def _coverage_jobs(obs_index: Table, models: list[str]) -> list:
+    """``coverage-{zenith,azimuth,muoneff}`` figures of the columns the OBS_INDEX has."""
+    jobs = []
+    for stem, columns, label in SELECTION[:3]:
+        column = next((c for c in columns if c in obs_index.colnames), None)
+        if column is not None:
+            args = (obs_index, column, label, models)
+            jobs.append((stem.replace("selection", "coverage"),
+                         lambda ax, args=args: draw_coverage(ax, *args)))  # fmt: skip
+    return jobs
+
+
 def plot_bundle(
     bundle: str | Path,
     outdir: str | Path,
@@ -351,12 +363,7 @@ def plot_bundle(
             args = (obs_index, column, label, list(models))
             jobs.append((stem, lambda ax, args=args: draw_selection(ax, *args)))
     if runwise:
-        for stem, columns, label in SELECTION[:3]:
-            column = next((c for c in columns if c in obs_index.colnames), None)
-            if column is not None:
-                args = (obs_index, column, label, list(models))
-                jobs.append((stem.replace("selection", "coverage"),
-                             lambda ax, args=args: draw_coverage(ax, *args)))  # fmt: skip
+        jobs += _coverage_jobs(obs_index, list(models))
     written = []
     for stem, draw in jobs:
         fig, ax = plt.subplots(figsize=(7, 4.5))

@@ -140,37 +140,46 @@ def leave_one_target_out(
 
     settings = settings or RunValidationSettings()
     store = DataStore.open(store_path)
-    own = GammapyStore.from_dir(store.base_dir) if compare_store_models else None
+    gammapy_store = GammapyStore.from_dir(store.base_dir)
     zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))
     row_of = {int(row["OBS_ID"]): row for row in store.obs_index}
     fits = []
     for target, obs_ids in target_runs(store).items():
         if targets is not None and target not in targets:
             continue
-        left_out = f"not (OBS_ID in [{', '.join(map(str, obs_ids))}])"
-        selection = f"({config.selection}) and {left_out}" if config.selection else left_out
-        result = build(store, config.updated({"selection": selection}))
-        hdus = result.model_hdus()
-        names = dict(zip(result.obs_index()["OBS_ID"], result.obs_index()["BKG_HDU"]))
-        by_name = {hdu.name: hdu for hdu in hdus.values()}
+        models = _models_without(store, config, obs_ids)
         for obs_id in obs_ids:
-            hdu = by_name[names[obs_id]]
-            model = result.kind.to_gammapy(result.kind.from_hdu(hdu.name, hdu.header, hdu.data))
-            obs = (own or GammapyStore.from_dir(store.base_dir)).obs(obs_id, required_irf=[])
+            obs = gammapy_store.obs(obs_id, required_irf=[])
             info = row_of[obs_id]
             ra, dec = (positions or {}).get(target) or (info["RA_OBJ"], info["DEC_OBJ"])
-            center = SkyCoord(ra, dec, unit="deg")
-            circle = CircleSkyRegion(center, fit_radius_deg * u.deg)
+            circle = CircleSkyRegion(SkyCoord(ra, dec, unit="deg"), fit_radius_deg * u.deg)
             safe = tuple(
                 _tev(info, c, d) for c, d in (("SAFE_ENERGY_LO", 0), ("SAFE_ENERGY_HI", 1e9))
             )
-            models = {"bkgdask": model}
-            if own is not None and obs.bkg is not None:
-                models["official"] = obs.bkg
-            for label, bkg in models.items():
+            applied = {"bkgdask": models[obs_id]}
+            if compare_store_models and obs.bkg is not None:
+                applied["official"] = obs.bkg
+            for label, bkg in applied.items():
                 norm, error = fit_norm(obs, bkg, circle, safe, settings)
                 fits.append(NormFit(target, obs_id, label, norm, error, zenith[obs_id]))
     return fits
+
+
+def _models_without(store: DataStore, config: BuildConfig, obs_ids: list[int]) -> dict:
+    """Build without ``obs_ids``; per left-out run, the gammapy IRF of the model it receives."""
+    left_out = f"not (OBS_ID in [{', '.join(map(str, obs_ids))}])"
+    selection = f"({config.selection}) and {left_out}" if config.selection else left_out
+    result = build(store, config.updated({"selection": selection}))
+    by_name = {hdu.name: hdu for hdu in result.model_hdus().values()}
+    table = result.obs_index()
+    names = dict(zip(table["OBS_ID"], table["BKG_HDU"]))
+    kind = result.kind
+    return {
+        o: kind.to_gammapy(
+            kind.from_hdu(names[o], by_name[names[o]].header, by_name[names[o]].data)
+        )
+        for o in obs_ids
+    }
 
 
 def _tev(row, column: str, default: float) -> float:
