@@ -186,6 +186,22 @@ class GroupingConfig(_Strict):
         default=False,
         description="one model per run, group models interpolated in cos(zenith) and group_by",
     )
+    min_time: Quantity | None = Field(
+        default=None,
+        description="adaptive zenith groups of at least this observation time, e.g. '5 h'",
+    )
+
+    @field_validator("min_time")
+    @classmethod
+    def _min_time(cls, value):
+        if value is not None:
+            try:
+                seconds = value.to_value("s")
+            except u.UnitsError as exc:
+                raise ValueError(str(exc)) from None
+            if not seconds > 0:
+                raise ValueError(f"min_time must be positive, got {value}")
+        return value
 
     @field_validator("group_by")
     @classmethod

@@ -153,3 +153,17 @@ def test_plot_draws_group_models_and_coverage_of_a_runwise_bundle(tmp_path, cosz
     assert "coverage-zenith.png" in names
     assert not any(n.startswith("BKG_RUN_") for n in names)
     assert {"BKG_ZEN_0_30-image.png", "BKG_ZEN_30_60-image.png"} <= names
+
+
+def test_adaptive_groups_hold_the_minimum_time(cosz_store):
+    store, _ = cosz_store
+    config = BuildConfig().updated(
+        {**SYNC, "grouping": {"zenith": {"edges": [0, 60], "unit": "deg"}, "min_time": "5 h"}}
+    )
+    result = bkgdask.build(store, config)
+    times = [t.attrs["observation_time"] for t in result.totals.values()]
+    assert len(times) == 60 * 1680 // (5 * 3600)  # 28 h of runs in groups of >= 5 h
+    assert min(times) >= 5 * 3600 and sum(times) == pytest.approx(60 * 1680)
+    zmax = [t.attrs["zenith_max"] for t in result.totals.values()]
+    zmin = [t.attrs["zenith_min"] for t in result.totals.values()]
+    assert all(hi < lo for hi, lo in zip(zmax[:-1], zmin[1:]))  # groups ordered, disjoint

@@ -24,6 +24,7 @@ from ..io.store import DataStore
 from ..models import Model, ModelKind
 from ..models.binning import Binning
 from ..models.kernel2d import HAVE_NUMBA
+from .adaptive import adaptive_zenith_edges
 from .exclusion import with_exclusions
 from .grouping import ZENITH, Group, assign_models, group_of, make_groups
 from .reduce import tree_reduce
@@ -111,7 +112,13 @@ def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
     """
     kind, binning = config.kind, config.binning_of_kind()
     extra = config.grouping.extra_edges(store.column_units())
-    groups = make_groups(config.grouping.zenith.to_values("deg"), extra)
+    zenith_edges = config.grouping.zenith.to_values("deg")
+    if config.grouping.min_time is not None:
+        selected = select_obs_ids(store, config.selection)
+        span = (zenith_edges[0], zenith_edges[-1])
+        min_time = config.grouping.min_time.to_value("s")
+        zenith_edges = adaptive_zenith_edges(store, selected, min_time, span)
+    groups = make_groups(zenith_edges, extra)
     values = store.group_values(list(extra))
     runs = _runs_by_group(store, config, groups, values)
     runs = with_exclusions(store, config.exclusion, runs, binning)
