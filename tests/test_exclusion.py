@@ -199,3 +199,13 @@ def test_leave_one_target_out_on_simulated_sources(source_store):
         spread[interpolate] = norms.std()
     assert np.all(np.abs(norms - 1) < 0.15) and abs(norms.mean() - 1) < 0.06, norms
     assert spread[True] < spread[False]
+
+
+def test_unreadable_region_is_a_config_error(source_store):
+    store, _ = source_store
+    config = BuildConfig().updated({**SYNC, "exclusion": {"regions": ["nonsense("]}})
+    with pytest.raises(ConfigError, match="no region"):
+        bkgdask.build(store, config)
+    config = BuildConfig().updated({**SYNC, "exclusion": {"files": ["/nonexistent.reg"]}})
+    with pytest.raises(ConfigError, match="not found"):
+        bkgdask.build(store, config)

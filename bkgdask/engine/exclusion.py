@@ -68,9 +68,12 @@ def _read_regions(spec: str, is_file: bool) -> list:
             parsed = Regions.read(spec, format=fmt)
         else:
             parsed = Regions.parse(spec, format="ds9")
-        return [sky_region(r) for r in parsed]
+        out = [sky_region(r) for r in parsed]
     except Exception as exc:  # regions raises many types for bad input
         raise ConfigError(f"cannot read exclusion region {spec!r}: {exc}") from None
+    if not out:
+        raise ConfigError(f"no region in exclusion region {spec!r}")
+    return out
 
 
 def fixed_regions(config: ExclusionConfig) -> list[Circle | SkyShape]:

@@ -196,7 +196,9 @@ def warn_uncovered(result: RunwiseResult, limit: int = 50) -> list[int]:
     if obs_ids:
         lines = [" ".join(f"{c:>12}" for c in ["OBS_ID", *columns])]
         for row in coverage[outside][:limit]:
-            lines.append(" ".join(f"{row[c]:>12.4g}" for c in ["OBS_ID", *columns]))
+            lines.append(
+                f"{int(row['OBS_ID']):>12d} " + " ".join(f"{row[c]:>12.4g}" for c in columns)
+            )
         log.warning(
             "%d run(s) lie outside the range of the runs that built their model "
             "(distance, 0 inside; columns in deg or the obs-index unit):\n%s",
