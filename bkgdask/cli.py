@@ -107,6 +107,21 @@ def _model_overrides(model_kind: str | None, fov_alignment: str | None, smoothin
     return {"model": model} if model else {}
 
 
+def _exclusion_changes(config, exclude, exclude_targets, interpolate) -> dict:
+    """Config changes of ``--exclude``, ``--exclude-targets`` and ``--interpolate``."""
+    changes = {}
+    exclusion = config.exclusion.model_dump(mode="json", exclude_none=True)
+    for spec in exclude:
+        exclusion["files" if Path(spec).is_file() else "regions"].append(spec)
+    if exclude_targets is not None:
+        exclusion["target_radius"] = exclude_targets
+    if exclude or exclude_targets is not None:
+        changes["exclusion"] = exclusion
+    if interpolate is not None:
+        changes["grouping"] = {"interpolate": interpolate}
+    return changes
+
+
 def _start_early(compute_options: dict, announce):
     """The backend of the command-line options alone, starting (None if they do not validate)."""
     from pydantic import ValidationError
@@ -185,6 +200,22 @@ def _start_early(compute_options: dict, announce):
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder of per-run partials: a rerun reads only the runs not cached.",
 )
+@click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    help="Exclusion region: DS9 string ('icrs;circle(83.63,22.01,0.3)') or DS9/CRTF file.",
+)
+@click.option(
+    "--exclude-targets",
+    default=None,
+    help="Exclude this radius around each run's target (RA_OBJ/DEC_OBJ), e.g. '0.4 deg'.",
+)
+@click.option(
+    "--interpolate/--no-interpolate",
+    default=None,
+    help="Run-wise models interpolated between the groups in cos(zenith) (and group_by columns).",
+)
 def build(
     datastore,
     output,
@@ -209,6 +240,9 @@ def build(
     allow_point_like=None,
     smoothing=None,
     cache=None,
+    exclude=(),
+    exclude_targets=None,
+    interpolate=None,
 ):
     """Build zenith-grouped background models from DATASTORE and write one bundle."""
     from .compute.hpc import load_dask_config
@@ -242,6 +276,9 @@ def build(
                 changes["cache"] = str(cache)
             changes.update(_model_overrides(model_kind, fov_alignment, smoothing))
             config = config.updated(changes)
+            config = config.updated(
+                _exclusion_changes(config, exclude, exclude_targets, interpolate)
+            )
             if backend is None:
                 from .compute.backends import make_backend
 
@@ -388,7 +425,31 @@ def simulate(
     show_default=True,
     help="Runs given the map validation (evenly spaced).",
 )
-def validate(bundle, store, output, select, exclude, truth, kfold, compare_store_models, max_runs):
+@click.option(
+    "--leave-one-target-out",
+    "loto",
+    is_flag=True,
+    help="Per target: build without its runs, fit FoV norms on them (loto.json, loto.md).",
+)
+@click.option(
+    "--loto-config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Build config of the leave-one-target-out models (default: targets excluded 0.4 deg).",
+)
+def validate(
+    bundle,
+    store,
+    output,
+    select,
+    exclude,
+    truth,
+    kfold,
+    compare_store_models,
+    max_runs,
+    loto,
+    loto_config,
+):
     """Validate the models of BUNDLE: truth pulls, runs, cross-validation."""
     from .validation.regions import parse_regions
     from .validation.report import ValidationRequest, markdown, run_validation
@@ -406,7 +467,13 @@ def validate(bundle, store, output, select, exclude, truth, kfold, compare_store
             max_runs=max_runs,
         )
         report = run_validation(request)
+        if loto:
+            from .validation.loto import write_loto
+
+            table = write_loto(store, output, loto_config, compare_store_models)
     click.echo(markdown(report), nl=False)
+    if loto:
+        click.echo(table)
 
 
 @cli.command()

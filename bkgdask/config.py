@@ -206,6 +206,26 @@ class GroupingConfig(_Strict):
 
     zenith: AxisEdges = AxisEdges(edges=[0, 20, 40, 90], unit="deg")
     group_by: dict[str, AxisEdges] = Field(default_factory=dict)
+    interpolate: bool = Field(
+        default=False,
+        description="one model per run, group models interpolated in cos(zenith) and group_by",
+    )
+    min_time: Quantity | None = Field(
+        default=None,
+        description="adaptive zenith groups of at least this observation time, e.g. '5 h'",
+    )
+
+    @field_validator("min_time")
+    @classmethod
+    def _min_time(cls, value):
+        if value is not None:
+            try:
+                seconds = value.to_value("s")
+            except u.UnitsError as exc:
+                raise ValueError(str(exc)) from None
+            if not seconds > 0:
+                raise ValueError(f"min_time must be positive, got {value}")
+        return value
 
     @field_validator("group_by")
     @classmethod
@@ -247,6 +267,67 @@ class ChecksConfig(_Strict):
     )
 
 
+class CircleConfig(_Strict):
+    """A circular exclusion region (ICRS): ``{ra: 83.63 deg, dec: 22.01 deg, radius: 0.3 deg}``."""
+
+    ra: Quantity
+    dec: Quantity
+    radius: Quantity
+
+    def to_deg(self) -> tuple[float, float, float]:
+        """(RA, Dec, radius) in deg; ValueError on a bad unit or value."""
+        try:
+            ra, dec, radius = (q.to_value("deg") for q in (self.ra, self.dec, self.radius))
+        except u.UnitsError as exc:
+            raise ValueError(str(exc)) from exc
+        if not (-90 <= dec <= 90 and 0 < radius < 90):
+            raise ValueError(f"circle needs -90 <= dec <= 90 and 0 < radius < 90 deg: {self}")
+        return ra, dec, radius
+
+
+class ExclusionConfig(_Strict):
+    """Sky regions whose events and solid angle are left out of every run at build time.
+
+    ``regions``: circles, or DS9 region strings (``'icrs;circle(83.63,22.01,0.3)'``);
+    ``files``: DS9 or CRTF region files; ``target_radius``: a circle of this
+    radius around each run's target (obs-index ``RA_OBJ``/``DEC_OBJ``)::
+
+        exclusion:
+          regions: [{ra: 83.63 deg, dec: 22.01 deg, radius: 0.3 deg}]
+          files: [galactic-sources.reg]
+          target_radius: 0.4 deg
+    """
+
+    regions: list[CircleConfig | str] = Field(default_factory=list)
+    files: list[str] = Field(default_factory=list)
+    target_radius: Quantity | None = None
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, regions: list) -> list:
+        for region in regions:
+            if isinstance(region, CircleConfig):
+                region.to_deg()
+        return regions
+
+    @field_validator("target_radius")
+    @classmethod
+    def _target_radius(cls, radius):
+        if radius is not None:
+            try:
+                value = radius.to_value("deg")
+            except u.UnitsError as exc:
+                raise ValueError(str(exc)) from None
+            if not 0 < value < 90:
+                raise ValueError(f"target_radius must be in (0, 90) deg, got {radius}")
+        return radius
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is excluded."""
+        return bool(self.regions or self.files or self.target_radius is not None)
+
+
 class BuildConfig(_Strict):
     """Everything a build needs besides the data store and the output path."""
 
@@ -265,6 +346,7 @@ class BuildConfig(_Strict):
     binning: BinningConfig = BinningConfig()
     grouping: GroupingConfig = GroupingConfig()
     compute: ComputeConfig = ComputeConfig()
+    exclusion: ExclusionConfig = ExclusionConfig()
     checks: ChecksConfig = ChecksConfig()
     cache: str | None = Field(
         default=None, description="folder of per-run partials a build reuses (resumable builds)"

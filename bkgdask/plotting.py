@@ -260,6 +260,43 @@ def draw_selection(ax: Axes, obs_index: Table, column: str, label: str, models: 
     ax.legend(fontsize=8)
 
 
+def draw_coverage(ax: Axes, obs_index: Table, column: str, label: str, models: Sequence[str]):
+    """Per group model: the runs that built it (filled) and the runs that receive it (line).
+
+    For bundles with ``BKG_GROUP`` (run-wise or coverage-aware builds): a run
+    receives the model of its own group, interpolated or not.
+    """
+    group = np.char.strip(np.asarray(obs_index["BKG_GROUP"], dtype=str))
+    used = np.asarray(obs_index["BKG_USED"], dtype=bool)
+    values = np.ma.filled(np.ma.asarray(obs_index[column], dtype=np.float64), np.nan)
+    finite = np.isfinite(values)
+    lo, hi = (values[finite].min(), values[finite].max()) if finite.any() else (0.0, 1.0)
+    bins = np.linspace(lo, hi + 1e-9 if hi > lo else lo + 1, 31)
+    for k, name in enumerate(models):
+        color = f"C{k}"
+        mine = finite & (group == name)
+        ax.hist(values[mine & used], bins=bins, alpha=0.35, color=color,
+                label=f"{name} built by {int((mine & used).sum())}")  # fmt: skip
+        ax.hist(values[mine], bins=bins, histtype="step", lw=1.5, color=color,
+                label=f"{name} received by {int(mine.sum())}")  # fmt: skip
+    unit = obs_index[column].unit
+    ax.set_xlabel(f"{label}, {column}" + (f" ({unit})" if unit and str(unit) else ""))
+    ax.set_ylabel("runs")
+    ax.legend(fontsize=7)
+
+
+def _coverage_jobs(obs_index: Table, models: list[str]) -> list:
+    """``coverage-{zenith,azimuth,muoneff}`` figures of the columns the OBS_INDEX has."""
+    jobs = []
+    for stem, columns, label in SELECTION[:3]:
+        column = next((c for c in columns if c in obs_index.colnames), None)
+        if column is not None:
+            args = (obs_index, column, label, models)
+            jobs.append((stem.replace("selection", "coverage"),
+                         lambda ax, args=args: draw_coverage(ax, *args)))  # fmt: skip
+    return jobs
+
+
 def plot_bundle(
     bundle: str | Path,
     outdir: str | Path,
@@ -299,6 +336,14 @@ def plot_bundle(
     models, obs_index = read_models(bundle)
     store_folder = bundle_store_folder(bundle)
     check_output(outdir, [store_folder] if store_folder else [], "figures folder")
+    # Run-wise models (one per run, header OBS_ID) are not drawn one by one.
+    models = {n: m for n, m in models.items() if "OBS_ID" not in m.header}
+    runwise = "BKG_GROUP" in obs_index.colnames and any(
+        np.asarray(obs_index["BKG_GROUP"]) != np.asarray(obs_index["BKG_HDU"])
+    )
+    if runwise:
+        obs_index = obs_index.copy()
+        obs_index["BKG_HDU"] = obs_index["BKG_GROUP"]
     for model in models.values():  # fail before writing anything
         if "offset" not in model.binning.dims:
             raise ConfigError(
@@ -325,6 +370,8 @@ def plot_bundle(
         if column is not None:  # skip a figure whose column the OBS_INDEX lacks
             args = (obs_index, column, label, list(models))
             jobs.append((stem, lambda ax, args=args: draw_selection(ax, *args)))
+    if runwise:
+        jobs += _coverage_jobs(obs_index, list(models))
     written = []
     for stem, draw in jobs:
         fig, ax = plt.subplots(figsize=(7, 4.5))

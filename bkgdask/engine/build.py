@@ -26,6 +26,8 @@ from ..io.store import DataStore
 from ..models import Model, ModelKind
 from ..models.binning import Binning
 from ..models.kernel2d import HAVE_NUMBA
+from .adaptive import adaptive_zenith_edges
+from .exclusion import with_exclusions
 from .grouping import ZENITH, Group, assign_models, group_of, make_groups
 from .inputs import BuildInputs
 from .reduce import tree_reduce
@@ -114,9 +116,16 @@ def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
     """
     kind, binning = config.kind, config.binning_of_kind()
     extra = config.grouping.extra_edges(store.column_units())
-    groups = make_groups(config.grouping.zenith.to_values("deg"), extra)
+    zenith_edges = config.grouping.zenith.to_values("deg")
+    if config.grouping.min_time is not None:
+        selected = select_obs_ids(store, config.selection)
+        span = (zenith_edges[0], zenith_edges[-1])
+        min_time = config.grouping.min_time.to_value("s")
+        zenith_edges = adaptive_zenith_edges(store, selected, min_time, span)
+    groups = make_groups(zenith_edges, extra)
     values = store.group_values(list(extra))
     runs = _runs_by_group(store, config, groups, values)
+    runs = with_exclusions(store, config.exclusion, runs, binning)
     n_runs = sum(map(len, runs.values()))
     per_task = runs_per_task(config.compute.runs_per_task, n_runs)
     compiled = use_compiled_kernel(config.compute.kernel, n_runs)
@@ -339,6 +348,9 @@ def build(
         "cached": sum(int(t.attrs.get("n_cached", 0)) for t in totals.values()),
     }
     groups = {plan.groups[k].label: plan.groups[k] for k in keys}
-    return BuildResult(
+    result = BuildResult(
         store, plan.kind, totals, groups, assignment, summary, inputs=inputs, model=config.model
     )
+    from .runwise import runwise  # runwise.py extends BuildResult, defined above
+
+    return runwise(result, plan.values, config.grouping.interpolate)

@@ -75,6 +75,8 @@ class RunCache:
         for path in dict.fromkeys((run.events_file, run.gti_file)):
             digest.update(file_digest(path).encode())
         digest.update(f"{run.events_hdu}/{run.gti_hdu}".encode())
+        # The run's exclusion regions (a shape without a stable repr is never served again).
+        digest.update(repr(run.exclusion).encode())
         return Path(self.folder) / f"{run.obs_id}-{digest.hexdigest()}.nc"
 
     def load(self, path: Path) -> xr.Dataset | None:

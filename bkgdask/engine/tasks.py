@@ -14,6 +14,7 @@ from ..io.checks import check_dropped
 from ..io.runs import RunInput
 from ..models.base import ModelKind
 from ..models.binning import Binning
+from ..models.exclusion import without_excluded
 from .filtered import input_attrs, read_filtered_run
 from .runcache import TaskOptions
 
@@ -51,6 +52,8 @@ def histogram_run(
         ``n_events`` (events read, in range or not), ``n_used``,
         ``n_drop_gti``, ``n_drop_bad`` and ``n_cached`` (1 if from the cache). and those of
         :func:`bkgdask.engine.filtered.input_attrs` (events kept, their extent).
+        Events inside the run's exclusion regions are dropped and each bin's
+        exposure loses the excluded part of its solid angle.
 
     Raises
     ------
@@ -65,7 +68,11 @@ def histogram_run(
         return cached
     events, _ = read_filtered_run(run, options.event_filter, kind.event_columns)
     check_dropped(run.obs_id, run.events_file, events.counts, options.max_dropped_fraction)
+    events = without_excluded(events, run.exclusion)
     partial = kind.chunk(events, binning, compiled)
+    if run.exclusion:
+        kept = 1.0 - kind.excluded_fraction((events.ra_pnt, events.dec_pnt), run.exclusion, binning)
+        partial["exposure"] = partial["exposure"] * kept
     partial.attrs = {
         "obs_id": run.obs_id,
         "zenith": run.zenith_deg,

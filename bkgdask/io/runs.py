@@ -38,6 +38,9 @@ class RunInput:
     ra_pnt_deg, dec_pnt_deg : float or None
         Pointing from the obs-index, deg; used only when the EVENTS header
         lacks ``RA_PNT``/``DEC_PNT``.
+    exclusion : tuple
+        Exclusion regions of this run (``bkgdask.models.exclusion.Circle`` or
+        ``SkyShape``): their events are dropped and their solid angle removed.
     """
 
     obs_id: int
@@ -48,6 +51,7 @@ class RunInput:
     zenith_deg: float
     ra_pnt_deg: float | None = None
     dec_pnt_deg: float | None = None
+    exclusion: tuple = ()
 
 
 @dataclass

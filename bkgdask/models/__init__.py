@@ -47,7 +47,10 @@ def read_models(path) -> tuple[dict[str, Model], object]:
     models = {}
     for name, (header, data) in hdus.items():
         model = kind_of_hdu(header).from_hdu(name, header, data)
-        used = obs_index[(obs_index["BKG_HDU"] == name) & obs_index["BKG_USED"]]
+        built = obs_index["BKG_HDU"] == name
+        if "BKG_GROUP" in obs_index.colnames:  # run-wise bundles: group models' own runs
+            built |= obs_index["BKG_GROUP"] == name
+        used = obs_index[built & obs_index["BKG_USED"]]
         model.obs_ids = [int(o) for o in used["OBS_ID"]]
         models[name] = model
     return models, obs_index

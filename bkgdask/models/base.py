@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from .binning import Binning
+from .exclusion import sampled_excluded_fraction
 from .inputs import combine_input_attrs
 
 RATE_UNIT = "s-1 MeV-1 sr-1"
@@ -141,6 +142,38 @@ class ModelKind:
     def to_gammapy(self, model: Model):
         """The gammapy IRF object of a model (subclass)."""
         raise NotImplementedError
+
+    def sky_samples(self, pointing, binning: Binning) -> tuple[np.ndarray, np.ndarray]:
+        """Sky positions (deg) of equal-solid-angle sub-samples of each spatial bin (subclass).
+
+        Returns ``ra, dec`` of shape ``binning.shape[1:] + (n_sub,)`` for a run
+        pointed at ``pointing`` (RA, Dec, deg): the map from the kind's spatial
+        coordinates to the sky that :meth:`excluded_fraction` integrates over.
+        """
+        raise NotImplementedError
+
+    def excluded_fraction(self, pointing, regions, binning: Binning) -> np.ndarray:
+        """Fraction of each spatial bin's solid angle inside ``regions`` for one run.
+
+        Generic: the mean of the regions' inside test over :meth:`sky_samples`;
+        kinds with exact geometry override it.
+
+        Parameters
+        ----------
+        pointing : tuple of float
+            (RA, Dec) of the run's pointing, deg.
+        regions : sequence of bkgdask.models.exclusion.Circle or SkyShape
+            Exclusion regions.
+        binning : Binning
+            The kind's bins.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``binning.shape[1:]``, in [0, 1].
+        """
+        ra, dec = self.sky_samples(pointing, binning)
+        return sampled_excluded_fraction(ra, dec, regions)
 
     # -- shared by every kind ------------------------------------------------------------
 

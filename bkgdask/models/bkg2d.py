@@ -21,6 +21,7 @@ from ..errors import SelectionError
 from ..io.gadf import BKG_COLUMN_UNIT, GADF_BKG_HEADER
 from .base import RATE_UNIT, Model, ModelKind
 from .binning import Binning
+from .exclusion import ring_excluded_fraction
 from .gadf_nodes import gadf_bkg_2d_nodes
 from .kernel2d import count_events, hav_edges
 from .smoothing import SmoothRate, fit_group_rate, raw_rate
@@ -62,6 +63,10 @@ class Bkg2D(ModelKind):
         """Ring solid angles 2π(cos θ_lo − cos θ_hi), sr."""
         cos_edges = np.cos(np.deg2rad(binning["offset"]))
         return 2 * np.pi * (cos_edges[:-1] - cos_edges[1:])
+
+    def excluded_fraction(self, pointing, regions, binning: Binning) -> np.ndarray:
+        """Excluded fraction of each offset ring: exact for circles (see models/exclusion.py)."""
+        return ring_excluded_fraction(binning["offset"], pointing, regions)
 
     def count(self, events, binning: Binning, compiled: bool | None) -> np.ndarray:
         return count_events(

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..compute.backends import DistributedBackend, make_backend
 from ..compute.config import ComputeConfig
 from ..errors import OutputError
+from .sources import PointSource, source_events, source_of_run, source_pointing
 from .store_writer import RunRows, RunSpec, events_from_offsets, write_indexes, write_run
 from .truth import TRUTH_FILE, TruthModel
 
@@ -75,6 +76,10 @@ class SimulationConfig(BaseModel):
         Gzip the run files.
     truth : TruthModel
         The background rate the events are drawn from.
+    sources : list of PointSource
+        Gaussian sources added on top of the background; of every
+        ``len(sources) + 1`` runs, one points at each source (``wobble`` away,
+        target name the source's) and one is an off run at random.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -90,6 +95,7 @@ class SimulationConfig(BaseModel):
     obs_id_start: int = Field(1, ge=0)
     compress: bool = True
     truth: TruthModel = Field(default_factory=TruthModel)
+    sources: list[PointSource] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_zenith(self) -> SimulationConfig:
@@ -149,7 +155,13 @@ def simulate_run(config: SimulationConfig, index: int) -> RunSpec:
         ra_pnt, dec_pnt = SPECIAL_POINTINGS[index]
     energy, offset = config.truth.sample(rng, zenith, config.duration)
     position_angle = rng.uniform(0.0, 360.0, size=energy.size)
+    source = source_of_run(config.sources, index)
+    if source is not None:
+        ra_pnt, dec_pnt = source_pointing(rng, source)
     ra, dec = events_from_offsets(ra_pnt, dec_pnt, offset, position_angle)
+    if source is not None:
+        extra = source_events(rng, source, config.duration)
+        energy, ra, dec = (np.concatenate(pair) for pair in zip((energy, ra, dec), extra))
     return RunSpec(
         obs_id=obs_id,
         ra_pnt=float(ra_pnt),
@@ -160,7 +172,7 @@ def simulate_run(config: SimulationConfig, index: int) -> RunSpec:
         energy=energy,
         ra=ra,
         dec=dec,
-        target_name=TARGET_NAME,
+        target_name=TARGET_NAME if source is None else source.name,
     )
 
 

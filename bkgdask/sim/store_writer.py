@@ -18,6 +18,7 @@ from astropy.io import fits
 from numpy.typing import ArrayLike
 
 from ..io.files import write_bytes_atomic
+from ..models.exclusion import destination
 
 __all__ = ["OBS_INDEX_COLUMNS", "RunRows", "RunSpec", "events_from_offsets",
            "write_indexes", "write_run", "write_store"]  # fmt: skip
@@ -108,16 +109,7 @@ def events_from_offsets(
     ra, dec : numpy.ndarray
         Positions (deg, float64), ``ra`` wrapped to ``[0, 360)``.
     """
-    ra0, dec0, d, pa = (np.deg2rad(np.asarray(x, dtype=np.float64)) for x in
-                        (ra_pnt, dec_pnt, offset_deg, position_angle_deg))  # fmt: skip
-    sin_dec0, cos_dec0 = np.sin(dec0), np.cos(dec0)
-    sin_d, cos_d = np.sin(d), np.cos(d)
-    # Components of the destination unit vector in the frame of the pointing meridian.
-    z = sin_dec0 * cos_d + cos_dec0 * sin_d * np.cos(pa)  # = sin(dec)
-    x = cos_dec0 * cos_d - sin_dec0 * sin_d * np.cos(pa)  # = cos(dec) cos(dra)
-    y = sin_d * np.sin(pa)  # = cos(dec) sin(dra)
-    dec = np.rad2deg(np.arctan2(z, np.hypot(x, y)))
-    ra = np.mod(np.rad2deg(ra0 + np.arctan2(y, x)), 360.0)
+    ra, dec = destination(ra_pnt, dec_pnt, offset_deg, position_angle_deg)
     ra = np.where(ra >= 360.0, ra - 360.0, ra)  # np.mod(-tiny, 360) == 360.0
     return ra, dec
 

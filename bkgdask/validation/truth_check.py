@@ -79,7 +79,7 @@ def compare_to_truth(
     time: dict[int, float],
     min_expected: float = 10.0,
 ) -> TruthComparison:
-    """Compare one model's counts (or smoothed prediction) with the truth's expectation.
+    """Compare one model's prediction (rate x the runs' exposure) with the truth's expectation.
 
     Parameters
     ----------
@@ -96,9 +96,11 @@ def compare_to_truth(
     seconds = np.array([time[o] for o in model.obs_ids])
     b = model.binning
     expected = truth.expected_counts(b["energy"], b["offset"], zen, seconds)
-    smoothed = is_smoothed(model)
-    counts = model.predicted if smoothed else model.counts
-    variance = (model.error * model.exposure) ** 2 if smoothed else expected
+    # The model's prediction over the runs' whole exposure: with exclusion regions the
+    # stored counts and exposure lack the excluded areas, which the truth integrates.
+    exposure = model.kind.exposure(model.binning, model.observation_time)
+    counts = model.rate * exposure
+    variance = (model.error * exposure) ** 2 if is_smoothed(model) else expected
     used = expected >= min_expected
     chi2 = float((((counts - expected) ** 2) / variance)[used].sum())
     ndf = int(used.sum())

@@ -1,0 +1,217 @@
+"""Run-wise models interpolated between group models, and each run's coverage by its model.
+
+The reduction is unchanged: one summed partial per group comes back. On the
+client every populated group becomes an interpolation node at the mean
+``cos(zenith)`` (and mean ``group_by`` column values) of the runs that built
+it; a run's model is the group rates (what the kind's ``finalize`` returns)
+interpolated linearly in log rate between the two nodes that bracket the
+run along each axis, the other axes held at the run's own group:
+
+    log R(run) = log R_home + Σ_axis [log R_axis(run) − log R_home]
+
+so a run at its group's node gets that group's model exactly. Outside the
+nodes' range a run gets the end node (clamped, with a warning). Bins where
+a bracketing rate is 0 are interpolated linearly.
+
+Coverage: ``BKG_DZEN`` (deg) and ``BKG_D<COL>`` say how far a run lies
+outside the range of the runs that built its model(s), 0 inside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy.table import Table
+
+from ..io.bundle import merged_hdu_index
+from .build import BuildResult, _provenance
+from .grouping import ZENITH
+
+log = logging.getLogger(__name__)
+
+COVERAGE_PREFIX = "BKG_D"
+
+
+def coverage_column(column: str) -> str:
+    """OBS_INDEX column of a grouping column's coverage: ``BKG_DZEN``, ``BKG_DMUONEFF``."""
+    return COVERAGE_PREFIX + ("ZEN" if column == ZENITH else column.upper())
+
+
+def _node_coordinate(column: str, values: np.ndarray) -> np.ndarray:
+    """Interpolation coordinate of a grouping column: cos(zenith), other columns as they are."""
+    return np.cos(np.deg2rad(values)) if column == ZENITH else values
+
+
+@dataclass
+class RunwiseResult(BuildResult):
+    """A :class:`BuildResult` whose runs get interpolated models and coverage columns.
+
+    Attributes
+    ----------
+    values : dict of str to numpy.ndarray
+        Per grouping column (``zenith`` deg first), every observation's value.
+    interpolate : bool
+        Give each run its own interpolated model (else the group's, as a plain build).
+    """
+
+    values: dict = field(default_factory=dict)
+    interpolate: bool = False
+
+    def __post_init__(self):
+        self._row = {int(o): i for i, o in enumerate(self.store.obs_ids)}
+        self._ranges = {label: self._range(t.attrs["obs_ids"]) for label, t in self.totals.items()}
+        self._nodes = {label: self._node(t.attrs["obs_ids"]) for label, t in self.totals.items()}
+
+    def _column_values(self, obs_ids) -> dict[str, np.ndarray]:
+        rows = [self._row[int(o)] for o in obs_ids]
+        return {c: np.asarray(v, dtype=np.float64)[rows] for c, v in self.values.items()}
+
+    def _range(self, obs_ids) -> dict[str, tuple[float, float]]:
+        return {c: (np.nanmin(v), np.nanmax(v)) for c, v in self._column_values(obs_ids).items()}
+
+    def _node(self, obs_ids) -> dict[str, float]:
+        cols = self._column_values(obs_ids)
+        return {c: float(np.nanmean(_node_coordinate(c, v))) for c, v in cols.items()}
+
+    def run_state(self, obs_id: int) -> dict[str, float]:
+        """A run's interpolation coordinates: cos(zenith) and the group_by column values."""
+        return {c: float(_node_coordinate(c, v[self._row[obs_id]])) for c, v in self.values.items()}
+
+    def weights(self, obs_id: int) -> dict[str, list[tuple[str, float]]]:
+        """Per axis: the (group label, weight) pairs that interpolate run ``obs_id``.
+
+        An axis with a single populated node along it, or a run outside the
+        nodes' range, gets its end node with weight 1.
+        """
+        home = self.assignment[obs_id]
+        state = self.run_state(obs_id)
+        out = {}
+        for k, (column, _, _) in enumerate(home.bounds):
+            line = [
+                label
+                for label, g in self.groups.items()
+                if all(g.bounds[j] == home.bounds[j] for j in range(len(home.bounds)) if j != k)
+            ]
+            out[column] = _bracket(line, [self._nodes[lb][column] for lb in line], state[column])
+        return out
+
+    def run_rate(self, obs_id: int, rates: dict[str, np.ndarray]) -> np.ndarray:
+        """The interpolated rate of one run (s-1 MeV-1 sr-1) from the groups' rates."""
+        home_label = self.assignment[obs_id].label
+        axes = list(self.weights(obs_id).values())
+        used = [rates[home_label]] + [rates[lb] for pairs in axes for lb, _ in pairs]
+        positive = np.all([r > 0 for r in used], axis=0)
+
+        def combine(transform):
+            home = transform(rates[home_label])
+            return home + sum(
+                sum(w * transform(rates[lb]) for lb, w in pairs) - home for pairs in axes
+            )
+
+        log_rate = combine(lambda r: np.log(np.where(positive, r, 1.0)))
+        linear = np.maximum(combine(lambda r: r), 0.0)
+        return np.where(positive, np.exp(log_rate), linear)
+
+    def coverage(self) -> Table:
+        """Per observation, distance outside the training range of its model(s), 0 inside."""
+        table = Table({"OBS_ID": self.store.obs_ids})
+        for column, values in self.values.items():
+            distance = np.zeros(len(self.store.obs_ids))
+            for i, obs_id in enumerate(map(int, self.store.obs_ids)):
+                lo, hi = self._training_range(obs_id, column)
+                value = values[i]
+                distance[i] = (value - lo) if value < lo else max(value - hi, 0.0)
+            table[coverage_column(column)] = distance
+        return table
+
+    def _training_range(self, obs_id: int, column: str) -> tuple[float, float]:
+        labels = [self.assignment[obs_id].label]
+        if self.interpolate:
+            labels += [lb for pairs in self.weights(obs_id).values() for lb, _ in pairs]
+        ranges = [self._ranges[lb][column] for lb in labels]
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+    def run_hdu_name(self, obs_id: int) -> str:
+        return f"BKG_RUN_{obs_id}"
+
+    def model_hdus(self) -> dict:
+        """Group models, plus with ``interpolate`` one ``BKG_RUN_<obs_id>`` HDU per observation."""
+        hdus = super().model_hdus()
+        if not self.interpolate:
+            return hdus
+        rates = {label: self.kind.finalize(total) for label, total in self.totals.items()}
+        for obs_id, group in self.assignment.items():
+            hdu = self.kind.to_hdu(self.totals[group.label], self.run_rate(obs_id, rates))
+            hdu.name = self.run_hdu_name(obs_id)
+            hdu.header.update(group.header_cards())
+            hdu.header.update(_provenance(self.totals[group.label]))
+            hdu.header["OBS_ID"] = (obs_id, "run this model was interpolated for")
+            hdu.header["BKGGROUP"] = (group.hdu_name, "model of the run's own group")
+            hdus[f"run-{obs_id}"] = hdu
+        return hdus
+
+    def _model_names(self) -> dict[int, str]:
+        if self.interpolate:
+            return {o: self.run_hdu_name(o) for o in self.assignment}
+        return {o: g.hdu_name for o, g in self.assignment.items()}
+
+    def hdu_index(self, bundle_name: str = "bkg-models.fits.gz") -> Table:
+        rows = {o: (name, self.kind.tag) for o, name in self._model_names().items()}
+        return merged_hdu_index(self.store.hdu_index, self.store.file_paths(), rows, bundle_name)
+
+    def obs_index(self) -> Table:
+        """The plain build's OBS_INDEX plus ``BKG_GROUP`` and the coverage columns."""
+        table = super().obs_index()
+        table["BKG_GROUP"] = [self.assignment[int(o)].hdu_name for o in table["OBS_ID"]]
+        if self.interpolate:
+            names = self._model_names()
+            table["BKG_HDU"] = [names[int(o)] for o in table["OBS_ID"]]
+        coverage = self.coverage()
+        for name in coverage.colnames[1:]:
+            table[name] = coverage[name]
+        return table
+
+
+def _bracket(labels: list[str], nodes: list[float], value: float) -> list[tuple[str, float]]:
+    """Linear weights of the two nodes around ``value`` (clamped to the end nodes)."""
+    order = np.argsort(nodes)
+    labels, nodes = [labels[i] for i in order], np.asarray(nodes)[order]
+    if len(nodes) == 1 or value <= nodes[0] or not np.isfinite(value):
+        return [(labels[0], 1.0)]
+    if value >= nodes[-1]:
+        return [(labels[-1], 1.0)]
+    j = int(np.searchsorted(nodes, value, side="right"))
+    w = (value - nodes[j - 1]) / (nodes[j] - nodes[j - 1])
+    return [(labels[j - 1], 1.0 - w), (labels[j], w)]
+
+
+def warn_uncovered(result: RunwiseResult, limit: int = 50) -> list[int]:
+    """Log a table of the runs outside their model's training range; return their OBS_IDs."""
+    coverage = result.coverage()
+    columns = coverage.colnames[1:]
+    outside = np.any([np.asarray(coverage[c]) != 0 for c in columns], axis=0)
+    obs_ids = [int(o) for o in coverage["OBS_ID"][outside]]
+    if obs_ids:
+        lines = [" ".join(f"{c:>12}" for c in ["OBS_ID", *columns])]
+        for row in coverage[outside][:limit]:
+            lines.append(
+                f"{int(row['OBS_ID']):>12d} " + " ".join(f"{row[c]:>12.4g}" for c in columns)
+            )
+        log.warning(
+            "%d run(s) lie outside the range of the runs that built their model "
+            "(distance, 0 inside; columns in deg or the obs-index unit):\n%s",
+            len(obs_ids),
+            "\n".join(lines),
+        )
+    return obs_ids
+
+
+def runwise(result: BuildResult, values: dict, interpolate: bool) -> RunwiseResult:
+    """The result with coverage columns and (``interpolate``) run-wise models; warns on coverage."""
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(BuildResult)}
+    out = RunwiseResult(**fields, values=values, interpolate=interpolate)
+    warn_uncovered(out)
+    return out
