@@ -29,5 +29,13 @@ def string_column(column) -> np.ndarray:
     """
     if hasattr(column, "filled"):
         column = column.filled("")
+    array = np.asarray(column)
+    if array.dtype.kind == "U":
+        return np.char.strip(array)
+    if array.dtype.kind == "S":
+        try:
+            return np.char.strip(array.astype(str))  # ASCII, whole column at once
+        except UnicodeDecodeError:
+            pass
     values = [v.decode() if isinstance(v, bytes) else str(v) for v in column]
     return np.char.strip(np.array(values, dtype=str))
