@@ -2,8 +2,9 @@
 
 Every backend is a context manager with ``start()`` (begin starting early,
 in the background), ``prepare(n_runs)`` (size itself to the work),
-``compute(graphs)`` and ``close()``. ``sync`` and ``threads`` run in this
-process; ``local`` starts a LocalCluster; an address connects to a running
+``compute(graphs)`` and ``close()``. ``auto`` (the default) picks one of the
+others from the work; ``sync`` and ``threads`` run in this process; ``local``
+starts a LocalCluster; an address connects to a running
 scheduler; each batch system (dask-jobqueue) is a subclass overriding
 ``name`` and ``cluster_class``, like dask-jobqueue's own classes.
 """
@@ -63,6 +64,9 @@ class Backend:
 
     def prepare(self, n_runs: int) -> None:
         """Size the backend for ``n_runs`` runs (nothing here)."""
+
+    def weigh(self, runs: Sequence) -> None:
+        """See the runs before ``prepare`` (their files); nothing here, ``auto`` estimates."""
 
     def compute(self, graphs: Sequence, report: str | Path | None = None) -> list:
         """Compute delayed objects; only their results come back to this process."""
@@ -260,10 +264,57 @@ class LsfBackend(JobqueueBackend):
     name, cluster_class = "lsf", "LSFCluster"
 
 
+class AutoBackend(Backend):
+    """Chooses threads, a LocalCluster or the configured scheduler from the work (``auto``).
+
+    Nothing starts before :meth:`weigh` and :meth:`prepare` know the runs; the
+    choice and its reason are logged in one line (INFO). The rule is
+    :func:`bkgdask.compute.auto.choose_scheduler`.
+    """
+
+    name = "auto"
+
+    def __init__(self, config, announce=None):
+        super().__init__(config, announce)
+        self._n_bytes = 0
+        self.chosen: Backend | None = None
+
+    def weigh(self, runs: Sequence) -> None:
+        from .auto import run_file_bytes
+
+        self._n_bytes = run_file_bytes(runs)
+
+    def prepare(self, n_runs: int) -> None:
+        from .auto import Work, choose_scheduler, configured_address
+
+        work = Work(n_runs, self._n_bytes, self.config.n_workers or default_workers())
+        self._choose(*choose_scheduler(work, configured_address()))
+        self.chosen.prepare(n_runs)
+
+    def _choose(self, scheduler: str, reason: str) -> None:
+        log.info("scheduler auto -> %s: %s", scheduler, reason)
+        config = self.config.model_copy(update={"scheduler": scheduler})
+        self.chosen = backend_class(scheduler)(config, self.announce).start()
+
+    def compute(self, graphs: Sequence, report: str | Path | None = None) -> list:
+        if self.chosen is None:
+            self.prepare(0)
+        if report is not None and not self.chosen.distributed:
+            self.chosen.close()
+            self._choose("local", "a performance report needs a distributed scheduler")
+        return self.chosen.compute(graphs, report=report)
+
+    def close(self) -> None:
+        if self.chosen is not None:
+            self.chosen.close()
+        self.chosen = None
+
+
 #: Backend classes by ``compute.scheduler`` name (an address selects ``address``).
 BACKENDS: dict[str, type[Backend]] = {
     cls.name: cls
     for cls in (
+        AutoBackend,
         Backend,
         ThreadsBackend,
         LocalBackend,

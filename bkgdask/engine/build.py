@@ -283,6 +283,7 @@ def build(
     try:
         store = store if isinstance(store, DataStore) else DataStore.open(store)
         plan = plan_build(store, config)
+        backend.weigh([run for runs in plan.runs.values() for run in runs])
         backend.prepare(plan.n_runs)
         keys = sorted(plan.graphs)
         results = backend.compute([plan.graphs[k] for k in keys], report=report)
