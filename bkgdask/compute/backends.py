@@ -83,7 +83,10 @@ class Backend:
             return list(dask.compute(*graphs, **self._dask_options()))
 
     def _dask_options(self) -> dict:
-        return {"scheduler": "synchronous"}
+        # A callable, not a name: a name makes dask import distributed to look for a client.
+        from dask.local import get_sync
+
+        return {"scheduler": get_sync}
 
     def close(self) -> None:
         """Release what the backend started."""
@@ -101,7 +104,9 @@ class ThreadsBackend(Backend):
     name = "threads"
 
     def _dask_options(self) -> dict:
-        return {"scheduler": "threads", "num_workers": self.config.n_workers or default_workers()}
+        from dask.threaded import get
+
+        return {"scheduler": get, "num_workers": self.config.n_workers or default_workers()}
 
 
 class DistributedBackend(Backend):
