@@ -39,6 +39,8 @@ def test_in_process_builds_import_only_what_they_need(tmp_path):
 
 LAZY_THEN_DASK = """
 import sys
+import numpy as np
+import xarray as xr
 from bkgdask.models.lean_xarray import DaskArray, defer_dask_array
 defer_dask_array()  # done on import of bkgdask.models; a second call changes nothing
 xr.Dataset({"a": ("x", np.arange(3))})
