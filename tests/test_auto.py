@@ -18,6 +18,7 @@ from bkgdask.compute.config import ComputeConfig
 from bkgdask.config import BuildConfig
 from bkgdask.engine.build import plan_build
 from bkgdask.io.store import DataStore
+from bkgdask.models.kernel2d import HAVE_NUMBA
 from bkgdask.sim.replicate import write_replicated_index
 
 
@@ -124,3 +125,25 @@ def test_planning_100000_runs_is_linear_and_computes_nothing(tmp_path):
 def test_replicated_index_needs_runs(tmp_path, bad):
     with pytest.raises(ValueError, match="n_obs"):
         write_replicated_index(small_store(tmp_path / "store", n=10), tmp_path / "i", bad)
+
+
+THREADS_COMPILE = """
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+from bkgdask.models.kernel2d import count_events
+ones = np.ones(5)
+args = (ones, ones, ones, 1.0, 1.0, np.array([0.1, 10.0]), np.array([0.0, 3.0]))
+with ThreadPoolExecutor(4) as pool:
+    counts = list(pool.map(lambda _: count_events(*args, compiled=True), range(4)))
+print(sum(int(c.sum()) for c in counts))
+"""
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
+def test_threads_load_the_compiled_loop_once():
+    """``auto`` runs large builds on threads: their first runs compile the loop together."""
+    proc = subprocess.run(
+        [sys.executable, "-c", THREADS_COMPILE], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "20"
