@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 from collections import ChainMap
@@ -13,7 +15,7 @@ from astropy.table import Table
 
 from ..errors import RunError, StoreError
 from .fitsread import read_header
-from .gadf import HDU_INDEX_COLUMNS, string_column
+from .gadf import HDU_INDEX_COLUMNS, string_codes, string_column
 from .runs import READ_ERRORS, RunInput, read_failure
 from .zenith import pointing_time, zenith_of_pointings
 
@@ -196,8 +198,8 @@ class DataStore:
     def file_paths(self) -> np.ndarray:
         """Absolute, normalised path of every HDU-index row's file (computed once)."""
         if self._file_paths is None:
-            file_dir = string_column(self.hdu_index["FILE_DIR"])
-            file_name = string_column(self.hdu_index["FILE_NAME"])
+            file_dir = string_codes(self.hdu_index["FILE_DIR"])
+            file_name = string_codes(self.hdu_index["FILE_NAME"])
             self._file_paths = _joined_paths(str(self.base_dir), file_dir, file_name)
         return self._file_paths
 
@@ -282,8 +284,8 @@ class DataStore:
 
     def hdu_rows(self, hdu_type: str, obs_ids) -> np.ndarray:
         """HDU-index row of each observation's ``hdu_type`` HDU (the last of several; -1: none)."""
-        types = np.char.lower(string_column(self.hdu_index["HDU_TYPE"]))
-        rows = np.flatnonzero(types == hdu_type)[::-1]
+        codes, types = string_codes(self.hdu_index["HDU_TYPE"])
+        rows = np.flatnonzero((np.char.lower(types) == hdu_type)[codes])[::-1]
         obs = np.asarray(self.hdu_index["OBS_ID"], dtype=np.int64)[rows]
         return _positions(obs, rows, np.asarray(obs_ids, dtype=np.int64))
 
@@ -294,7 +296,11 @@ class DataStore:
         """
         obs_ids = np.asarray(obs_ids, dtype=np.int64)
         rows = {what: self.hdu_rows(what, obs_ids) for what in ("events", "gti")}
-        paths, names = self.file_paths(), string_column(self.hdu_index["HDU_NAME"])
+        name_codes, distinct_names = string_codes(self.hdu_index["HDU_NAME"])
+        paths, names = (
+            self.file_paths(),
+            np.array(distinct_names.tolist(), dtype=object)[name_codes],
+        )
         self._check_run_files(obs_ids, rows, paths)
         index_rows = _positions(self.obs_ids, np.arange(self.obs_ids.size), obs_ids)
         pointing = [
@@ -311,7 +317,8 @@ class DataStore:
             [float(zenith_deg[o]) for o in obs_ids.tolist()],
             *pointing,
         )
-        return [RunInput(*values) for values in zip(*columns)]
+        with _gc_paused():  # many new objects, none cyclic: the collector would only rescan
+            return [RunInput(*values) for values in zip(*columns)]
 
     @staticmethod
     def _check_run_files(obs_ids: np.ndarray, rows: dict, paths: np.ndarray) -> None:
@@ -350,13 +357,27 @@ def _positions(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.n
     return np.where(found, values[first[at]], -1)
 
 
-def _joined_paths(base: str, file_dir: np.ndarray, file_name: np.ndarray) -> np.ndarray:
-    """``normpath(base/dir/name)`` per row (object array), each distinct folder normalised once."""
-    dirs, inverse = np.unique(file_dir, return_inverse=True)
-    folders = np.array([os.path.normpath(os.path.join(base, d)) for d in dirs], dtype=str)
-    paths = np.char.add(np.char.add(np.char.rstrip(folders, "/")[inverse], "/"), file_name)
-    paths = paths.astype(object)
-    plain = (np.char.find(file_name, "/") < 0) & ~np.isin(file_name, ["", ".", ".."])
-    for i in np.flatnonzero(~plain):
-        paths[i] = os.path.normpath(os.path.join(base, file_dir[i], file_name[i]))
-    return paths
+def _joined_paths(base: str, file_dir: tuple, file_name: tuple) -> np.ndarray:
+    """``normpath(base/dir/name)`` per row (object array), each distinct (dir, name) joined once.
+
+    ``file_dir`` and ``file_name`` are (codes, distinct values) as :func:`string_codes` gives.
+    """
+    (dir_of, dirs), (name_of, names) = file_dir, file_name
+    pairs, pair_of = np.unique(dir_of * names.size + name_of, return_inverse=True)
+    joined = [
+        os.path.normpath(os.path.join(base, dirs[pair // names.size], names[pair % names.size]))
+        for pair in pairs.tolist()
+    ]
+    return np.array(joined, dtype=object)[pair_of.reshape(-1)]
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector (restored as it was)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
