@@ -1,8 +1,14 @@
 """The ``auto`` scheduler's rule: estimate a build's work before starting anything, pick a backend.
 
 The estimate is one core's seconds for the runs: a fixed cost per run (open,
-headers, task) plus inflating and binning its compressed bytes. Constants
-measured on 2 cores with ``benchmarks/schedulers.py`` (see its results JSON).
+headers, task) plus inflating and binning its compressed bytes, fitted to the
+CPU time (user + sys) of ``--scheduler sync`` builds of 45 H.E.S.S. DR1 runs
+(25 MB, 0.31 core-s), 600 and 6,000 simulated runs (54 MB, ~1 core-s; 559 MB,
+7.6 core-s), each less that of a 4-run build (the imports). On 2 cores a
+LocalCluster lost to threads and sync at every size measured (up to 6,000
+runs, ~7.6 core-s: 21.6 s against 16.7 s), so it is chosen only with 3 or
+more free cores and a minute of work; a busy machine (load average) leaves
+one free core, where one thread (``sync``) beat a pool.
 """
 
 from __future__ import annotations
@@ -13,18 +19,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 #: One core's fixed cost per run (file open, headers, labelling), s.
-SECONDS_PER_RUN = 1.0e-3
+SECONDS_PER_RUN = 1.0e-4
 #: One core's cost per compressed MB of run file (inflate, verify, bin), s.
-SECONDS_PER_MB = 0.12
+SECONDS_PER_MB = 0.0125
 #: One core's seconds of work from which a LocalCluster beats threads in this process.
 LOCAL_CLUSTER_MIN_SECONDS = 60.0
-#: Fewest cores for which a LocalCluster can beat threads (with 2, threads won at all sizes).
+#: Fewest free cores for which a LocalCluster can beat threads (with 2, threads won at all sizes).
 LOCAL_CLUSTER_MIN_CORES = 3
 
 
 @dataclass(frozen=True)
 class Work:
-    """A build's estimated work.
+    """A build's estimated work and the cores to do it.
 
     Attributes
     ----------
@@ -34,16 +40,33 @@ class Work:
         Compressed bytes of their run files (a file counted once per run reading it).
     cores : int
         Cores available to this process.
+    free_cores : int, optional
+        Of those, the ones not busy with other processes (default: all).
     """
 
     n_runs: int
     n_bytes: int
     cores: int
+    free_cores: int | None = None
 
     @property
     def core_seconds(self) -> float:
         """One core's seconds for the work, s."""
         return self.n_runs * SECONDS_PER_RUN + self.n_bytes / 1e6 * SECONDS_PER_MB
+
+    @property
+    def free(self) -> int:
+        """Cores free for the build: ``free_cores``, or all."""
+        return self.cores if self.free_cores is None else self.free_cores
+
+
+def free_cores(cores: int) -> int:
+    """Of ``cores``, those not busy: ``cores`` minus the 1-minute load average, at least 1."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - no load average on this system
+        return cores
+    return max(1, min(cores, round(cores - load)))
 
 
 def run_file_bytes(runs: Sequence) -> int:
@@ -78,15 +101,17 @@ def choose_scheduler(work: Work, address: str | None = None) -> tuple[str, str]:
     Returns
     -------
     name, reason : str
-        ``threads``, ``local`` or the address; the reason as shown to the user.
+        ``sync``, ``threads``, ``local`` or the address; the reason as shown to the user.
     """
     size = (
         f"{work.n_runs} runs, {work.n_bytes / 1e6:.0f} MB, "
-        f"~{work.core_seconds:.1f} core-s on {work.cores} cores"
+        f"~{work.core_seconds:.1f} core-s, {work.free} of {work.cores} cores free"
     )
     if address:
         return address, f"{size}; Dask's config sets scheduler-address"
-    if work.cores < LOCAL_CLUSTER_MIN_CORES:
+    if work.free < 2:
+        return "sync", f"{size}; one core: no thread pool"
+    if work.free < LOCAL_CLUSTER_MIN_CORES:
         return "threads", f"{size}; threads beat worker processes on < 3 cores"
     if work.core_seconds < LOCAL_CLUSTER_MIN_SECONDS:
         limit = LOCAL_CLUSTER_MIN_SECONDS

@@ -270,7 +270,7 @@ class LsfBackend(JobqueueBackend):
 
 
 class AutoBackend(Backend):
-    """Chooses threads, a LocalCluster or the configured scheduler from the work (``auto``).
+    """Chooses sync, threads, a LocalCluster or the configured scheduler from the work (``auto``).
 
     Nothing starts before :meth:`weigh` and :meth:`prepare` know the runs; the
     choice and its reason are logged in one line (INFO). The rule is
@@ -290,9 +290,10 @@ class AutoBackend(Backend):
         self._n_bytes = run_file_bytes(runs)
 
     def prepare(self, n_runs: int) -> None:
-        from .auto import Work, choose_scheduler, configured_address
+        from .auto import Work, choose_scheduler, configured_address, free_cores
 
-        work = Work(n_runs, self._n_bytes, self.config.n_workers or default_workers())
+        cores = self.config.n_workers or default_workers()
+        work = Work(n_runs, self._n_bytes, cores, free_cores(cores))
         self._choose(*choose_scheduler(work, configured_address()))
         self.chosen.prepare(n_runs)
 
