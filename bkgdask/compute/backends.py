@@ -1,7 +1,8 @@
 """Where a graph runs: one class per backend with the same small interface.
 
 Every backend is a context manager with ``start()`` (begin starting early,
-in the background), ``prepare(n_runs)`` (size itself to the work),
+in the background), ``weigh(runs)`` (see the runs' files), ``prepare(n_runs)``
+(size itself to the work),
 ``compute(graphs)`` and ``close()``. ``auto`` (the default) picks one of the
 others from the work; ``sync`` and ``threads`` run in this process; ``local``
 starts a LocalCluster; an address connects to a running
