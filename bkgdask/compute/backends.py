@@ -2,11 +2,10 @@
 
 Every backend is a context manager with ``start()`` (begin starting early,
 in the background), ``weigh(runs)`` (see the runs' files), ``prepare(n_runs)``
-(size itself to the work),
-``compute(graphs)`` and ``close()``. ``auto`` (the default) picks one of the
-others from the work; ``sync`` and ``threads`` run in this process; ``local``
-starts a LocalCluster; an address connects to a running
-scheduler; each batch system (dask-jobqueue) is a subclass overriding
+(size itself to the work), ``compute(graphs)`` and ``close()``. ``auto`` (the
+default) picks one of the others from the work; ``sync`` and ``threads`` run
+in this process; ``local`` starts a LocalCluster; an address connects to a
+running scheduler; each batch system (dask-jobqueue) is a subclass overriding
 ``name`` and ``cluster_class``, like dask-jobqueue's own classes.
 """
 
