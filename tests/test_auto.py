@@ -51,8 +51,20 @@ def test_a_busy_machine_runs_in_one_thread():
     assert "1 of 8 cores free" in reason
 
 
-def test_free_cores_are_between_one_and_all():
-    assert 1 <= auto.free_cores(4) <= 4
+def test_free_cores_are_between_one_and_all(monkeypatch):
+    assert 1 <= auto.free_cores(4, sample_s=0.01) <= 4
+    idle = iter([(1000, 0), (2000, 1000)])  # every CPU idle during the sample
+    monkeypatch.setattr(auto, "_cpu_times", lambda: next(idle))
+    assert auto.free_cores(1, sample_s=0) == 1
+
+
+def test_free_cores_fall_back_to_the_load_average(monkeypatch):
+    def unreadable():
+        raise OSError("no /proc/stat")
+
+    monkeypatch.setattr(auto, "_cpu_times", unreadable)
+    monkeypatch.setattr(auto.os, "getloadavg", lambda: (1e6, 0.0, 0.0))
+    assert auto.free_cores(8, sample_s=0) == 1  # everything busy: still one core
 
 
 def test_a_configured_address_wins():

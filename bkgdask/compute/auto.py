@@ -7,13 +7,14 @@ CPU time (user + sys) of ``--scheduler sync`` builds of 45 H.E.S.S. DR1 runs
 7.6 core-s), each less that of a 4-run build (the imports). On 2 cores a
 LocalCluster lost to threads and sync at every size measured (up to 6,000
 runs, ~7.6 core-s: 21.6 s against 16.7 s), so it is chosen only with 3 or
-more free cores and a minute of work; a busy machine (load average) leaves
-one free core, where one thread (``sync``) beat a pool.
+more free cores and a minute of work; on a busy machine (the CPU use of
+other processes, sampled) with one free core, one thread (``sync``) beat a pool.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,13 +61,33 @@ class Work:
         return self.cores if self.free_cores is None else self.free_cores
 
 
-def free_cores(cores: int) -> int:
-    """Of ``cores``, those not busy: ``cores`` minus the 1-minute load average, at least 1."""
+def free_cores(cores: int, sample_s: float = 0.05) -> int:
+    """Of ``cores``, those not busy with other processes right now, at least 1.
+
+    The machine's busy CPUs come from two readings of ``/proc/stat``
+    ``sample_s`` apart (this process sleeps meanwhile); without it, from the
+    1-minute load average, which lags (a build just finished still counts).
+    """
     try:
-        load = os.getloadavg()[0]
-    except OSError:  # pragma: no cover - no load average on this system
-        return cores
-    return max(1, min(cores, round(cores - load)))
+        before = _cpu_times()
+        time.sleep(sample_s)
+        after = _cpu_times()
+        total, idle = after[0] - before[0], after[1] - before[1]
+        busy = (total - idle) / total * (os.cpu_count() or cores) if total > 0 else 0.0
+    except (OSError, ValueError, IndexError):
+        try:
+            busy = os.getloadavg()[0]
+        except OSError:  # pragma: no cover - neither source on this system
+            return cores
+    free = (os.cpu_count() or cores) - busy
+    return max(1, min(cores, round(free)))
+
+
+def _cpu_times() -> tuple[int, int]:
+    """Machine-wide (all, idle + iowait) CPU time since boot, in clock ticks."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:9]]
+    return sum(fields), fields[3] + fields[4]
 
 
 def run_file_bytes(runs: Sequence) -> int:
