@@ -173,7 +173,8 @@ def _start_early(compute_options: dict, announce):
 @click.option(
     "--scheduler",
     default=None,
-    help="local | threads | sync | slurm | pbs | sge | htcondor | lsf | tcp://HOST:PORT.",
+    help="auto (default) | local | threads | sync | slurm | pbs | sge | htcondor | lsf"
+    " | tcp://HOST:PORT.",
 )
 @click.option("--n-workers", type=click.IntRange(min=1), default=None, help="Local workers.")
 @click.option("--split-every", type=click.IntRange(min=2), default=None, help="Reduction fan-in.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -60,7 +61,7 @@ def test_cache_key_follows_files_and_options(sim_store, tmp_path):
     copy = tmp_path / "copy.fits.gz"
     data = bytearray(Path(run.events_file).read_bytes())
     copy.write_bytes(bytes(data))
-    moved = type(run)(**{**run.__dict__, "events_file": str(copy), "gti_file": str(copy)})
+    moved = dataclasses.replace(run, events_file=str(copy), gti_file=str(copy))
     assert key(config, moved) == same  # content, not path or mtime
     data[-10] ^= 1
     copy.write_bytes(bytes(data))

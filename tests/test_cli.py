@@ -23,7 +23,10 @@ def bkgdask(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def test_build_on_local_cluster(tmp_path):
     store = small_store(tmp_path / "store")
     out = tmp_path / "models" / "bkg.fits.gz"
-    proc = bkgdask("build", str(store), "-o", str(out), "--select", OFF, "--n-workers", "2")
+    proc = bkgdask(
+        "build", str(store), "-o", str(out), "--select", OFF, "--n-workers", "2",
+        "--scheduler", "local",
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
     assert re.search(r"Dask dashboard: http://127\.0\.0\.1:\d+/status", proc.stderr)

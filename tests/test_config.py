@@ -17,7 +17,7 @@ def test_defaults_are_the_tutorials():
     np.testing.assert_array_equal(binning["energy"], np.logspace(-1, 2, 20))
     np.testing.assert_array_equal(binning["offset"], np.sqrt(np.linspace(0, 9, 10)))
     np.testing.assert_array_equal(config.grouping.zenith.to_values("deg"), [0, 20, 40, 90])
-    assert config.compute.scheduler == "local"
+    assert config.compute.scheduler == "auto"
     assert config.compute.dashboard_address.startswith("127.0.0.1:")
 
 

@@ -135,7 +135,14 @@ def test_performance_report_opens_offline(store, tmp_path, artifacts):
 
     report = tmp_path / "report.html"
     config = BuildConfig().updated(
-        {"compute": {"n_workers": 2, "progress": False, "dashboard_address": "127.0.0.1:0"}}
+        {
+            "compute": {
+                "scheduler": "local",
+                "n_workers": 2,
+                "progress": False,
+                "dashboard_address": "127.0.0.1:0",
+            }
+        }
     )
     bkgdask.build(store, config, report=report)
     html = report.read_text()

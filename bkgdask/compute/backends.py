@@ -1,10 +1,11 @@
 """Where a graph runs: one class per backend with the same small interface.
 
 Every backend is a context manager with ``start()`` (begin starting early,
-in the background), ``prepare(n_runs)`` (size itself to the work),
-``compute(graphs)`` and ``close()``. ``sync`` and ``threads`` run in this
-process; ``local`` starts a LocalCluster; an address connects to a running
-scheduler; each batch system (dask-jobqueue) is a subclass overriding
+in the background), ``weigh(runs)`` (see the runs' files), ``prepare(n_runs)``
+(size itself to the work), ``compute(graphs)`` and ``close()``. ``auto`` (the
+default) picks one of the others from the work; ``sync`` and ``threads`` run
+in this process; ``local`` starts a LocalCluster; an address connects to a
+running scheduler; each batch system (dask-jobqueue) is a subclass overriding
 ``name`` and ``cluster_class``, like dask-jobqueue's own classes.
 """
 
@@ -70,6 +71,9 @@ class Backend:
     def prepare(self, n_runs: int) -> None:
         """Size the backend for ``n_runs`` runs (nothing here)."""
 
+    def weigh(self, runs: Sequence) -> None:
+        """See the runs before ``prepare`` (their files); nothing here, ``auto`` estimates."""
+
     def compute(self, graphs: Sequence, report: str | Path | None = None) -> list:
         """Compute delayed objects; only their results come back to this process."""
         if report is not None:
@@ -85,7 +89,10 @@ class Backend:
             return list(dask.compute(*graphs, **self._dask_options()))
 
     def _dask_options(self) -> dict:
-        return {"scheduler": "synchronous"}
+        # A callable, not a name: a name makes dask import distributed to look for a client.
+        from dask.local import get_sync
+
+        return {"scheduler": get_sync}
 
     def close(self) -> None:
         """Release what the backend started."""
@@ -160,7 +167,9 @@ class ThreadsBackend(Backend):
         return self
 
     def _dask_options(self) -> dict:
-        return {"scheduler": "threads", "num_workers": self.config.n_workers or default_workers()}
+        from dask.threaded import get
+
+        return {"scheduler": get, "num_workers": self.config.n_workers or default_workers()}
 
 
 class DistributedBackend(Backend):
@@ -344,10 +353,58 @@ class LsfBackend(JobqueueBackend):
     name, cluster_class = "lsf", "LSFCluster"
 
 
+class AutoBackend(Backend):
+    """Chooses sync, threads, a LocalCluster or the configured scheduler from the work (``auto``).
+
+    Nothing starts before :meth:`weigh` and :meth:`prepare` know the runs; the
+    choice and its reason are logged in one line (INFO). The rule is
+    :func:`bkgdask.compute.auto.choose_scheduler`.
+    """
+
+    name = "auto"
+
+    def __init__(self, config, announce=None):
+        super().__init__(config, announce)
+        self._n_bytes = 0
+        self.chosen: Backend | None = None
+
+    def weigh(self, runs: Sequence) -> None:
+        from .auto import run_file_bytes
+
+        self._n_bytes = run_file_bytes(runs)
+
+    def prepare(self, n_runs: int) -> None:
+        from .auto import Work, choose_scheduler, configured_address, free_cores
+
+        cores = self.config.n_workers or default_workers()
+        work = Work(n_runs, self._n_bytes, cores, free_cores(cores))
+        self._choose(*choose_scheduler(work, configured_address()))
+        self.chosen.prepare(n_runs)
+
+    def _choose(self, scheduler: str, reason: str) -> None:
+        log.info("scheduler auto -> %s: %s", scheduler, reason)
+        config = self.config.model_copy(update={"scheduler": scheduler})
+        self.chosen = backend_class(scheduler)(config, self.announce).start()
+
+    def compute(self, graphs: Sequence, report: str | Path | None = None) -> list:
+        if self.chosen is None:
+            self.prepare(0)
+        if report is not None and not self.chosen.distributed:
+            self.chosen.close()
+            self._choose("local", "a performance report needs a distributed scheduler")
+        return self.chosen.compute(graphs, report=report)
+
+    def close(self) -> None:
+        if self.chosen is not None:
+            self.chosen.close()
+        self.chosen = None
+
+
 #: Backend classes by ``compute.scheduler`` name (an address selects ``address``).
 BACKENDS: dict[str, type[Backend]] = {
     cls.name: cls
     for cls in (
+        AutoBackend,
         Backend,
         ThreadsBackend,
         LocalBackend,

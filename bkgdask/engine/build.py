@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 from astropy.table import Table
-from dask.delayed import Delayed, delayed
+from dask.delayed import Delayed
 
 from .. import __version__
 from ..compute.backends import Backend, DistributedBackend, make_backend
@@ -28,11 +28,10 @@ from ..models.binning import Binning
 from ..models.kernel2d import HAVE_NUMBA
 from .adaptive import adaptive_zenith_edges
 from .exclusion import with_exclusions
+from .graph import combine_layers, delayed_of, histogram_task
 from .grouping import ZENITH, Group, assign_models, group_of, make_groups
 from .inputs import BuildInputs
-from .reduce import tree_reduce
 from .runcache import RunCache, TaskOptions
-from .tasks import RunBatch, histogram_runs
 
 log = logging.getLogger(__name__)
 
@@ -132,20 +131,14 @@ def plan_build(store: DataStore, config: BuildConfig) -> BuildPlan:
     options = task_options(config, kind, binning)
     graphs = {}
     for index, group_runs in sorted(runs.items()):
-        batches = (group_runs[i : i + per_task] for i in range(0, len(group_runs), per_task))
-        parts = [
-            delayed(histogram_runs, pure=True)(
-                RunBatch(batch),
-                kind,
-                binning,
-                compiled,
-                options,
-                dask_key_name=_histogram_key(batch),
-            )
-            for batch in batches
-        ]
+        graph: dict = {}
+        for i in range(0, len(group_runs), per_task):
+            batch = group_runs[i : i + per_task]
+            key = _histogram_key(batch)
+            graph[key] = histogram_task(key, batch, kind, binning, compiled, options)
         name = f"reduce-{groups[index].label}"
-        graphs[index] = tree_reduce(parts, kind.combine, config.compute.split_every, name)
+        root = combine_layers(graph, list(graph), kind.combine, config.compute.split_every, name)
+        graphs[index] = delayed_of(graph, root)
     return BuildPlan(store, kind, binning, groups, runs, graphs, values)
 
 
@@ -327,6 +320,7 @@ def build(
         store = store if isinstance(store, DataStore) else DataStore.open(store)
         inputs = BuildInputs.of(store, config)
         plan = plan_build(store, config)
+        backend.weigh([run for runs in plan.runs.values() for run in runs])
         backend.prepare(plan.n_runs)
         keys = sorted(plan.graphs)
         results = backend.compute([plan.graphs[k] for k in keys], report=report)

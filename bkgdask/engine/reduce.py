@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from dask.delayed import Delayed, delayed
+from dask.delayed import Delayed
+
+from .graph import combine_layers, delayed_of
 
 
 def tree_reduce(
@@ -49,14 +51,8 @@ def tree_reduce(
         raise ValueError(f"split_every must be >= 2, got {split_every}")
     if not parts:
         raise ValueError(f"nothing to reduce for {name}")
-    level = 0
-    layer = list(parts)
-    while True:
-        level += 1
-        groups = [layer[i : i + split_every] for i in range(0, len(layer), split_every)]
-        if len(groups) == 1:
-            return delayed(combine, pure=True)(groups[0], dask_key_name=name)
-        layer = [
-            delayed(combine, pure=True)(group, dask_key_name=f"{name}-{level}-{i}")
-            for i, group in enumerate(groups)
-        ]
+    graph: dict = {}
+    for part in parts:
+        graph.update(part.__dask_graph__())
+    root = combine_layers(graph, [part.key for part in parts], combine, split_every, name)
+    return delayed_of(graph, root)

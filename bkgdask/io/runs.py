@@ -21,7 +21,7 @@ TIME_TO_S = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "h": 3600.0, "d":
 EVENT_COLUMNS = ("ENERGY", "RA", "DEC")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunInput:
     """Where one observation's events and GTIs are, and what the index says of it.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 from collections import ChainMap
@@ -14,7 +16,7 @@ from astropy.table import Table
 from ..errors import RunError, StoreError
 from .checks import check_unique_ids
 from .fitsread import read_header
-from .gadf import HDU_INDEX_COLUMNS, string_column
+from .gadf import HDU_INDEX_COLUMNS, string_codes, string_column
 from .runs import READ_ERRORS, RunInput, read_failure
 from .zenith import pointing_time, zenith_of_pointings
 
@@ -198,13 +200,9 @@ class DataStore:
     def file_paths(self) -> np.ndarray:
         """Absolute, normalised path of every HDU-index row's file (computed once)."""
         if self._file_paths is None:
-            base = str(self.base_dir)
-            file_dir = string_column(self.hdu_index["FILE_DIR"])
-            file_name = string_column(self.hdu_index["FILE_NAME"])
-            paths = [
-                os.path.normpath(os.path.join(base, d, n)) for d, n in zip(file_dir, file_name)
-            ]
-            self._file_paths = np.array(paths, dtype=object)
+            file_dir = string_codes(self.hdu_index["FILE_DIR"])
+            file_name = string_codes(self.hdu_index["FILE_NAME"])
+            self._file_paths = _joined_paths(str(self.base_dir), file_dir, file_name)
         return self._file_paths
 
     def hdu_locations(self, hdu_type: str) -> dict[int, tuple[str, str]]:
@@ -286,32 +284,62 @@ class DataStore:
             values[column] = _float_or_nan(self.obs_index, column)
         return values
 
+    def hdu_rows(self, hdu_type: str, obs_ids) -> np.ndarray:
+        """HDU-index row of each observation's ``hdu_type`` HDU (the last of several; -1: none)."""
+        codes, types = string_codes(self.hdu_index["HDU_TYPE"])
+        rows = np.flatnonzero((np.char.lower(types) == hdu_type)[codes])[::-1]
+        obs = np.asarray(self.hdu_index["OBS_ID"], dtype=np.int64)[rows]
+        return _positions(obs, rows, np.asarray(obs_ids, dtype=np.int64))
+
     def run_inputs(self, obs_ids, zenith_deg: dict[int, float]) -> list[RunInput]:
-        """Describe the selected runs for the workers, checking their files exist."""
-        events = self.hdu_locations("events")
-        gtis = self.hdu_locations("gti")
-        ra = dict(zip(self.obs_ids.tolist(), _float_or_nan(self.obs_index, "RA_PNT")))
-        dec = dict(zip(self.obs_ids.tolist(), _float_or_nan(self.obs_index, "DEC_PNT")))
-        runs = []
-        for obs_id in map(int, obs_ids):
-            for what, table in (("events", events), ("gti", gtis)):
-                if obs_id not in table:
-                    raise RunError(obs_id, "HDU index", f"no {what} HDU in the HDU index")
-                if not os.path.isfile(table[obs_id][0]):
-                    raise RunError(obs_id, table[obs_id][0], "file not found")
-            runs.append(
-                RunInput(
-                    obs_id=obs_id,
-                    events_file=events[obs_id][0],
-                    events_hdu=events[obs_id][1],
-                    gti_file=gtis[obs_id][0],
-                    gti_hdu=gtis[obs_id][1],
-                    zenith_deg=float(zenith_deg[obs_id]),
-                    ra_pnt_deg=float(ra[obs_id]) if np.isfinite(ra[obs_id]) else None,
-                    dec_pnt_deg=float(dec[obs_id]) if np.isfinite(dec[obs_id]) else None,
-                )
-            )
-        return runs
+        """Describe the selected runs for the workers, checking their files exist.
+
+        Vectorised over the runs; each distinct file is checked once.
+        """
+        obs_ids = np.asarray(obs_ids, dtype=np.int64)
+        rows = {what: self.hdu_rows(what, obs_ids) for what in ("events", "gti")}
+        name_codes, distinct_names = string_codes(self.hdu_index["HDU_NAME"])
+        paths, names = (
+            self.file_paths(),
+            np.array(distinct_names.tolist(), dtype=object)[name_codes],
+        )
+        self._check_run_files(obs_ids, rows, paths)
+        index_rows = _positions(self.obs_ids, np.arange(self.obs_ids.size), obs_ids)
+        pointing = [
+            [None if v != v else v for v in _float_or_nan(self.obs_index, c)[index_rows].tolist()]
+            for c in ("RA_PNT", "DEC_PNT")
+        ]
+        events, gtis = rows["events"], rows["gti"]
+        columns = (
+            obs_ids.tolist(),
+            paths[events].tolist(),
+            names[events].tolist(),
+            paths[gtis].tolist(),
+            names[gtis].tolist(),
+            [float(zenith_deg[o]) for o in obs_ids.tolist()],
+            *pointing,
+        )
+        with _gc_paused():  # many new objects, none cyclic: the collector would only rescan
+            return [RunInput(*values) for values in zip(*columns)]
+
+    @staticmethod
+    def _check_run_files(obs_ids: np.ndarray, rows: dict, paths: np.ndarray) -> None:
+        """RunError for the first run without an events/GTI row or whose file is missing."""
+        exists = {p: os.path.isfile(p) for p in set(paths[np.concatenate(list(rows.values()))])}
+        failures = []
+        for what, where in rows.items():
+            absent = where < 0
+            missing = ~absent & ~np.array([exists[p] for p in paths[where].tolist()], dtype=bool)
+            failures += [(absent, what, None), (missing, what, where)]
+        bad = np.logical_or.reduce([mask for mask, _, _ in failures])
+        if not bad.any():
+            return
+        run = int(np.argmax(bad))
+        for mask, what, where in failures:
+            if mask[run] and where is None:
+                raise RunError(int(obs_ids[run]), "HDU index", f"no {what} HDU in the HDU index")
+            if mask[run]:
+                raise RunError(int(obs_ids[run]), str(paths[where[run]]), "file not found")
 
     def contains(self, path: str | Path) -> bool:
         """Whether ``path`` is inside the store folder or is one of its files."""
@@ -319,3 +347,39 @@ class DataStore:
         if target.is_relative_to(self.base_dir):
             return True
         return str(target) in set(self.file_paths())
+
+
+def _positions(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """``values`` at the first occurrence of each ``wanted`` in ``keys``, -1 where absent."""
+    if keys.size == 0:
+        return np.full(wanted.size, -1, dtype=np.int64)
+    unique, first = np.unique(keys, return_index=True)
+    at = np.clip(np.searchsorted(unique, wanted), 0, unique.size - 1)
+    found = unique[at] == wanted
+    return np.where(found, values[first[at]], -1)
+
+
+def _joined_paths(base: str, file_dir: tuple, file_name: tuple) -> np.ndarray:
+    """``normpath(base/dir/name)`` per row (object array), each distinct (dir, name) joined once.
+
+    ``file_dir`` and ``file_name`` are (codes, distinct values) as :func:`string_codes` gives.
+    """
+    (dir_of, dirs), (name_of, names) = file_dir, file_name
+    pairs, pair_of = np.unique(dir_of * names.size + name_of, return_inverse=True)
+    joined = [
+        os.path.normpath(os.path.join(base, dirs[pair // names.size], names[pair % names.size]))
+        for pair in pairs.tolist()
+    ]
+    return np.array(joined, dtype=object)[pair_of.reshape(-1)]
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector (restored as it was)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -5,6 +5,9 @@ from __future__ import annotations
 from .base import Model, ModelKind
 from .bkg2d import Bkg2D
 from .bkg3d import Bkg3D
+from .lean_xarray import defer_dask_array
+
+defer_dask_array()  # the partials are numpy-backed: no dask.array import in any process
 
 #: Model kinds by tag (``bkg_2d``, ...).
 KINDS: dict[str, ModelKind] = {}

@@ -22,9 +22,7 @@ from ..io.gadf import BKG_COLUMN_UNIT, GADF_BKG_HEADER
 from .base import RATE_UNIT, Model, ModelKind
 from .binning import Binning
 from .exclusion import ring_excluded_fraction
-from .gadf_nodes import gadf_bkg_2d_nodes
 from .kernel2d import count_events, hav_edges
-from .smoothing import SmoothRate, fit_group_rate, raw_rate
 
 #: Columns on the build's bins: (name, unit), each (offset, energy) like ``BKG``.
 BUILD_COLUMNS = (
@@ -95,6 +93,8 @@ class Bkg2D(ModelKind):
                 "a group has no counts inside the model bins: nothing to smooth "
                 "(widen the bins or use smoothing: none)"
             )
+        from .smoothing import fit_group_rate  # scipy: only where models are finalized
+
         return fit_group_rate(total)
 
     def to_hdu(self, total, rate) -> fits.BinTableHDU:
@@ -102,13 +102,15 @@ class Bkg2D(ModelKind):
         energy = np.append(total["energy_lo"].values, total["energy_hi"].values[-1])
         offset = np.append(total["offset_lo"].values, total["offset_hi"].values[-1])
         counts, exposure = total["counts"].values, total["exposure"].values
-        if isinstance(rate, SmoothRate):
+        if not isinstance(rate, np.ndarray):  # a SmoothRate
+            from .gadf_nodes import gadf_bkg_2d_nodes
+
             table = gadf_bkg_2d_nodes(rate)
             build_rate, error = rate.bin_average(), rate.rate_error()
             keywords = rate.parameters
         else:
             table = (energy, offset, rate)
-            build_rate, error = rate, raw_rate(counts, exposure)[1]
+            build_rate, error = rate, np.sqrt(counts) / exposure  # Poisson, 0 without counts
             keywords = {"SMMETHOD": ("NONE", "histogram: counts / exposure")}
         grids = (counts, exposure, build_rate, error)
         hdu = bkg_2d_hdu(*table, extra=build_columns(energy, offset, grids))

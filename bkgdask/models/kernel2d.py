@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import threading
 
 import numpy as np
 
@@ -139,9 +140,18 @@ def _counts_loop(energy, ra, dec, ra_pnt, dec_pnt, energy_edges, offset_hav_edge
     return counts
 
 
-@functools.cache
+#: Held while the loop compiles: threads of one process must compile it once.
+_COMPILING = threading.Lock()
+
+
 def _compiled():
     """The loop compiled by numba (imported here: it costs ~0.4 s, worth it for many runs)."""
+    with _COMPILING:
+        return _compile()
+
+
+@functools.cache
+def _compile():
     from numba import njit
 
     inline = njit(inline="always")
