@@ -1,0 +1,5 @@
+"""``python -m bkgdask.cli``."""
+
+from . import main
+
+main()
