@@ -128,6 +128,19 @@ class AxisEdges(_Strict):
         return cls(edges=values, unit=(match.group(2) or default_unit).strip())
 
 
+def _quantity_within(value, unit: str, name: str, lo: float, hi: float):
+    """``value`` (a quantity or None) if convertible to ``unit`` and within (lo, hi)."""
+    if value is None:
+        return value
+    try:
+        number = value.to_value(unit)
+    except u.UnitsError as exc:
+        raise ValueError(str(exc)) from None
+    if not lo < number < hi:
+        raise ValueError(f"{name} must be in ({lo:g}, {hi:g}) {unit}, got {value}")
+    return value
+
+
 def _checked(
     axis: AxisEdges, unit: str, name: str, minimum: float | None, maximum: float | None = None
 ) -> AxisEdges:
@@ -218,14 +231,7 @@ class GroupingConfig(_Strict):
     @field_validator("min_time")
     @classmethod
     def _min_time(cls, value):
-        if value is not None:
-            try:
-                seconds = value.to_value("s")
-            except u.UnitsError as exc:
-                raise ValueError(str(exc)) from None
-            if not seconds > 0:
-                raise ValueError(f"min_time must be positive, got {value}")
-        return value
+        return _quantity_within(value, "s", "min_time", 0, np.inf)
 
     @field_validator("group_by")
     @classmethod
@@ -313,14 +319,7 @@ class ExclusionConfig(_Strict):
     @field_validator("target_radius")
     @classmethod
     def _target_radius(cls, radius):
-        if radius is not None:
-            try:
-                value = radius.to_value("deg")
-            except u.UnitsError as exc:
-                raise ValueError(str(exc)) from None
-            if not 0 < value < 90:
-                raise ValueError(f"target_radius must be in (0, 90) deg, got {radius}")
-        return radius
+        return _quantity_within(radius, "deg", "target_radius", 0, 90)
 
     @property
     def active(self) -> bool:

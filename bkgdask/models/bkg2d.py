@@ -18,10 +18,11 @@ import numpy as np
 from astropy.io import fits
 
 from ..errors import SelectionError
-from ..io.gadf import BKG_COLUMN_UNIT, GADF_BKG_HEADER
+from ..io.gadf import BKG_COLUMN_UNIT
 from .base import RATE_UNIT, Model, ModelKind
 from .binning import Binning
 from .exclusion import ring_excluded_fraction
+from .gadf_table import bkg_table_hdu, edge_columns, row_edges, table_column
 from .kernel2d import count_events, hav_edges
 
 #: Columns on the build's bins: (name, unit), each (offset, energy) like ``BKG``.
@@ -31,17 +32,6 @@ BUILD_COLUMNS = (
     ("BKG_RATE", BKG_COLUMN_UNIT),
     ("BKG_ERR", BKG_COLUMN_UNIT),
 )
-
-
-def table_column(name: str, values, unit: str, dim: str) -> fits.Column:
-    """A one-row vector column of float64 (GADF IRF tables hold one row)."""
-    values = np.asarray(values, dtype=np.float64)[None, ...]
-    return fits.Column(name, f"{values[0].size}D", unit=unit, dim=dim, array=values)
-
-
-def row_edges(data, lo: str, hi: str) -> np.ndarray:
-    """Bin edges from the one-row ``lo``/``hi`` columns of a GADF table."""
-    return np.append(np.asarray(data[lo][0], float), float(data[hi][0][-1]))
 
 
 class Bkg2D(ModelKind):
@@ -163,12 +153,8 @@ def build_columns(energy_edges, offset_edges, grids) -> list[fits.Column]:
         (n_energy, n_offset).
     """
     n_e, n_o = len(energy_edges) - 1, len(offset_edges) - 1
-    columns = [
-        table_column("CNT_ENERG_LO", energy_edges[:-1], "TeV", f"({n_e})"),
-        table_column("CNT_ENERG_HI", energy_edges[1:], "TeV", f"({n_e})"),
-        table_column("CNT_THETA_LO", offset_edges[:-1], "deg", f"({n_o})"),
-        table_column("CNT_THETA_HI", offset_edges[1:], "deg", f"({n_o})"),
-    ]
+    columns = [*edge_columns("CNT_ENERG", energy_edges, "TeV")]
+    columns += edge_columns("CNT_THETA", offset_edges, "deg")
     for (name, unit), grid in zip(BUILD_COLUMNS, grids):
         columns.append(table_column(name, np.asarray(grid).T, unit, f"({n_e},{n_o})"))
     return columns
@@ -188,20 +174,8 @@ def bkg_2d_hdu(energy_edges, offset_edges, rate, extra=()) -> fits.BinTableHDU:
     extra : sequence of astropy.io.fits.Column
         Further one-row columns (e.g. :func:`build_columns`).
     """
-    n_e, n_o = len(energy_edges) - 1, len(offset_edges) - 1
-    columns = [
-        table_column("ENERG_LO", energy_edges[:-1], "TeV", f"({n_e})"),
-        table_column("ENERG_HI", energy_edges[1:], "TeV", f"({n_e})"),
-        table_column("THETA_LO", offset_edges[:-1], "deg", f"({n_o})"),
-        table_column("THETA_HI", offset_edges[1:], "deg", f"({n_o})"),
-        # GADF axis order: the FITS array is (offset, energy), energy fastest.
-        table_column("BKG", np.asarray(rate).T, BKG_COLUMN_UNIT, f"({n_e},{n_o})"),
-        *extra,
-    ]
-    hdu = fits.BinTableHDU.from_columns(columns)
-    hdu.header.update(GADF_BKG_HEADER)
-    hdu.header["HDUCLAS4"] = Bkg2D.hdu_class
-    return hdu
+    axes = [("ENERG", energy_edges, "TeV"), ("THETA", offset_edges, "deg")]
+    return bkg_table_hdu(axes, rate, Bkg2D.hdu_class, extra)
 
 
 @functools.lru_cache(maxsize=16)

@@ -6,11 +6,10 @@ import numpy as np
 from astropy.io import fits
 
 from ..errors import RunError
-from ..io.gadf import BKG_COLUMN_UNIT, GADF_BKG_HEADER
 from .base import RATE_UNIT, Model, ModelKind
 from .binning import Binning
-from .bkg2d import row_edges, table_column
 from .fov import pixel_solid_angles
+from .gadf_table import bkg_table_hdu, row_edges
 from .kernel3d import ALIGNMENTS, histogram_fov
 
 #: GADF names of the FoV axes' edge columns (gammapy's ``fov_lon`` and ``fov_lat``).
@@ -133,19 +132,7 @@ def bkg_3d_hdu(energy_edges, lon_edges, lat_edges, rate, alignment: str) -> fits
     alignment : {"RADEC", "ALTAZ"}
         ``FOVALIGN`` of the model.
     """
-    n_e, n_x, n_y = len(energy_edges) - 1, len(lon_edges) - 1, len(lat_edges) - 1
-    columns = [
-        table_column("ENERG_LO", energy_edges[:-1], "TeV", f"({n_e})"),
-        table_column("ENERG_HI", energy_edges[1:], "TeV", f"({n_e})"),
-        table_column("DETX_LO", lon_edges[:-1], "deg", f"({n_x})"),
-        table_column("DETX_HI", lon_edges[1:], "deg", f"({n_x})"),
-        table_column("DETY_LO", lat_edges[:-1], "deg", f"({n_y})"),
-        table_column("DETY_HI", lat_edges[1:], "deg", f"({n_y})"),
-        # GADF axis order: the FITS array is (lat, lon, energy), energy fastest.
-        table_column("BKG", np.asarray(rate).T, BKG_COLUMN_UNIT, f"({n_e},{n_x},{n_y})"),
-    ]
-    hdu = fits.BinTableHDU.from_columns(columns)
-    hdu.header.update(GADF_BKG_HEADER)
-    hdu.header["HDUCLAS4"] = Bkg3D.hdu_class
+    axes = [("ENERG", energy_edges, "TeV"), ("DETX", lon_edges, "deg"), ("DETY", lat_edges, "deg")]
+    hdu = bkg_table_hdu(axes, rate, Bkg3D.hdu_class)
     hdu.header["FOVALIGN"] = alignment
     return hdu

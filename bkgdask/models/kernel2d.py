@@ -80,6 +80,15 @@ def _cos_small(x):
     return 1.0 + x2 * p
 
 
+def _wrapped(angle):
+    """An angle difference (rad) brought into [-π, π] (RA across 0)."""
+    if angle > np.pi:
+        return angle - 2 * np.pi
+    if angle < -np.pi:
+        return angle + 2 * np.pi
+    return angle
+
+
 def _bin_of(edges, value, n_bins):
     """Index i with edges[i] <= value < edges[i + 1], for edges[0] <= value < edges[-1].
 
@@ -120,11 +129,7 @@ def _counts_loop(energy, ra, dec, ra_pnt, dec_pnt, energy_edges, offset_hav_edge
         if not (e >= e_lo and e < e_hi):
             continue
         d_dec = dec[k] * deg - dec0
-        d_ra = ra[k] * deg - ra0
-        if d_ra > np.pi:
-            d_ra -= 2 * np.pi
-        elif d_ra < -np.pi:
-            d_ra += 2 * np.pi
+        d_ra = _wrapped(ra[k] * deg - ra0)
         if abs(d_dec) <= 0.2 and abs(d_ra) <= 0.2:
             cos_dec = cos_dec0 * _cos_small(d_dec) - sin_dec0 * _sin_small(d_dec)
             s_dec = _sin_small(0.5 * d_dec)
@@ -156,7 +161,10 @@ def _compile():
 
     inline = njit(inline="always")
     globals().update(
-        _sin_small=inline(_sin_small), _cos_small=inline(_cos_small), _bin_of=inline(_bin_of)
+        _sin_small=inline(_sin_small),
+        _cos_small=inline(_cos_small),
+        _bin_of=inline(_bin_of),
+        _wrapped=inline(_wrapped),
     )
     return njit(cache=True, nogil=True)(_counts_loop)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .fov import DEFAULT_N_NODES, FieldRotation, field_rotation, pixel_solid_angles
 from .fov import radec_fov_vectors as _radec_fov_vectors
-from .kernel2d import HAVE_NUMBA, _bin_of, _cos_small, _sin_small
+from .kernel2d import HAVE_NUMBA, _bin_of, _cos_small, _sin_small, _wrapped
 
 #: FoV alignments of GADF BKG_3D models (header keyword ``FOVALIGN``).
 ALIGNMENTS = ("RADEC", "ALTAZ")
@@ -86,11 +86,7 @@ def _counts_loop(
         if not (e >= e_lo and e < e_hi):
             continue
         d_dec = dec[k] * deg - dec0
-        d_ra = ra[k] * deg - ra0
-        if d_ra > np.pi:
-            d_ra -= 2 * np.pi
-        elif d_ra < -np.pi:
-            d_ra += 2 * np.pi
+        d_ra = _wrapped(ra[k] * deg - ra0)
         if abs(d_dec) <= 0.2 and abs(d_ra) <= 0.2:
             sin_dd, cos_dd = _sin_small(d_dec), _cos_small(d_dec)
             sin_dra, versine = _sin_small(d_ra), 1.0 - _cos_small(d_ra)
@@ -158,6 +154,7 @@ def _compiled():
 
     inline = njit(inline="always")
     helpers = {"_sin_small": _sin_small, "_cos_small": _cos_small, "_bin_of": _bin_of}
+    helpers["_wrapped"] = _wrapped
     helpers["_bin_near_uniform"] = _bin_near_uniform
     # kernel.py may have compiled its helpers in place already: compile the Python functions.
     globals().update({name: inline(getattr(f, "py_func", f)) for name, f in helpers.items()})
