@@ -47,7 +47,7 @@ def binned_tables(results: list[RunResult], settings: RunValidationSettings) -> 
 
 
 def stacked_significance(results: list[RunResult], settings: RunValidationSettings):
-    """Significance map in FoV coordinates, counts and prediction stacked over the runs.
+    """Significance map in FoV coordinates: counts and FoV-normalised prediction stacked over runs.
 
     Every run's grid is the same tangent plane centred on its pointing, so
     pixel (i, j) is the same FoV position (along RA and Dec) in each run.

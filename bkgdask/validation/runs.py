@@ -57,9 +57,10 @@ class RunResult:
     """One run under one model.
 
     ``binned_counts`` and ``binned_predicted`` are per (energy bin, offset
-    ring) inside the safe mask and outside the exclusions; ``image_counts``
-    and ``image_predicted`` the FoV images summed over the safe energies
-    (prediction before the norm fit); ``significance`` the kept pixels.
+    ring) inside the safe mask and outside the exclusions, the prediction
+    before the norm fit; ``image_counts`` and ``image_predicted`` the FoV
+    images summed over the safe energies, outside the exclusions, the
+    prediction after the norm fit; ``significance`` the kept pixels.
     """
 
     obs_id: int
@@ -249,8 +250,8 @@ def validate_run(
         significance=significance[np.isfinite(significance)],
         binned_counts=_binned(counts, offset, settings.ring_edges),
         binned_predicted=_binned(predicted, offset, settings.ring_edges),
-        image_counts=counts.sum(axis=0),
-        image_predicted=predicted.sum(axis=0),
+        image_counts=n * outside,
+        image_predicted=b * outside,
     )
 
 
