@@ -177,7 +177,7 @@ def run_validation(request: ValidationRequest) -> dict:
 
     if request.kfold:
         with tempfile.TemporaryDirectory(dir=outdir, prefix=".folds-") as workdir:
-            rows, bundles = cross_validate(
+            rows, bundles, _ = cross_validate(
                 store, models, request.kfold, Path(workdir), request.settings.offset_max
             )
             folded = _apply_models(request, store, [r["obs_id"] for r in rows], zenith, bundles)
