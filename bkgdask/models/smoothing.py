@@ -46,11 +46,12 @@ bin touches only ``(degree + 2)^3`` coefficients.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .splines import _COEF, BinDesign, RateAxis, SplineBasis, _to_coord
 
@@ -58,6 +59,12 @@ from .splines import _COEF, BinDesign, RateAxis, SplineBasis, _to_coord
 # 1e-4 in log(rate) costs 0.5 in log-likelihood) and the penalised information
 # loses digits, which stalls the final scoring steps.
 _LAMBDA_RANGE = (1e-8, 1e8)
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The loaded BLAS libraries, found once (a search costs about 2 ms)."""
+    return ThreadpoolController()
 
 
 def _kron_penalties(bases) -> list[np.ndarray]:
@@ -72,13 +79,16 @@ def _kron_penalties(bases) -> list[np.ndarray]:
     return out
 
 
+@functools.cache
+def _penalty_eigenvalues(basis: SplineBasis) -> np.ndarray:
+    """Eigenvalues of a basis's penalty, 0 on its null space (cached: bases are frozen)."""
+    values = np.linalg.eigvalsh(basis.penalty())
+    return np.where(values > 1e-9 * values.max(), values, 0.0)
+
+
 def _penalty_pinv_traces(bases, lambdas) -> np.ndarray:
     """``tr(S_λ⁻ S_d)`` for every axis ``d``, from the per-axis eigenvalues of the penalty."""
-    eigen = []
-    for basis in bases:
-        values = np.linalg.eigvalsh(basis.penalty())
-        eigen.append(np.where(values > 1e-9 * values.max(), values, 0.0))
-    grids = np.meshgrid(*eigen, indexing="ij")
+    grids = np.meshgrid(*[_penalty_eigenvalues(b) for b in bases], indexing="ij")
     total = sum(lam * g for lam, g in zip(lambdas, grids))
     positive = total > 0
     return np.array([np.sum(g[positive] / total[positive]) for g in grids])
@@ -121,8 +131,10 @@ def _inverse_pd(matrix: np.ndarray) -> np.ndarray:
     factor, info = scipy.linalg.lapack.dpotrf(matrix, lower=True)
     if info != 0:
         raise np.linalg.LinAlgError("penalised information is not positive definite")
-    inverse, info = scipy.linalg.lapack.dpotri(factor, lower=True)
-    return np.tril(inverse) + np.tril(inverse, -1).T
+    inverse, info = scipy.linalg.lapack.dpotri(factor, lower=True, overwrite_c=True)
+    upper = np.triu_indices_from(inverse, 1)
+    inverse[upper] = inverse.T[upper]
+    return inverse
 
 
 def _scoring_step(problem: _Problem, coef, lambdas, inverse: bool = True):
@@ -293,7 +305,7 @@ def fit_smooth_rate(
     start = np.asarray([1.0] * n_axes if select else lambdas, dtype=np.float64)
     # The matrices are a few hundred wide: BLAS threads cost more than they save
     # (10x on a loaded machine).
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas().limit(limits=1, user_api="blas"):
         coef, lam, n_iter = _fit(problem, bases, _start(problem, start), start, select, max_iter)
         return _result(problem, axes, bases, coef, lam, n_iter)
 
