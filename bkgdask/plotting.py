@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import astropy.units as u
 import numpy as np
 
 from .errors import ConfigError
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 #: (bin edges, rate in s-1 MeV-1 sr-1, its statistical error in s-1 MeV-1 sr-1)
 Curve = tuple[np.ndarray, np.ndarray, np.ndarray]
 RATE_LABEL = "rate (s$^{-1}$ MeV$^{-1}$ sr$^{-1}$)"
+#: Rate against energy is drawn as E^ENERGY_POWER x rate (E in TeV), near flat for a background.
+ENERGY_POWER = 2.7
 
 #: Selection figures: file stem, OBS_INDEX columns (first present is used), axis label.
 SELECTION = (
@@ -61,19 +64,33 @@ def _error(rate: np.ndarray, counts: np.ndarray) -> np.ndarray:
         return np.where(counts > 0, rate / np.sqrt(counts), np.nan)
 
 
+def smoothed(model: Model) -> bool:
+    """Whether the model is a fitted smooth rate (its errors are the fit's, ``Model.error``)."""
+    return str(model.header.get("SMMETHOD", "NONE")).strip() == "PSPLINE"
+
+
+def model_error(model: Model) -> np.ndarray:
+    """Statistical error of the rate: the fit's for a smoothed model, else rate / sqrt(counts).
+
+    s-1 MeV-1 sr-1; NaN where a histogram bin has no counts.
+    """
+    if smoothed(model) and model.error is not None:
+        return model.error
+    return _error(model.rate, model.counts)
+
+
 def _curve(model: Model, axis: str, value: float) -> Curve:
     """Rate along one axis in the bin of the other axis that contains ``value``."""
     b = model.binning
+    error = model_error(model)
     if axis == "energy":  # along energy, in an offset bin
         index = _bin_index(b["offset"], value, "offset", "deg")
-        rate, counts, edges = model.rate[:, index], model.counts[:, index], b["energy"]
-    else:  # along offset, in an energy bin
-        index = _bin_index(b["energy"], value, "energy", "TeV")
-        rate, counts, edges = model.rate[index, :], model.counts[index, :], b["offset"]
-    return edges, rate, _error(rate, counts)
+        return b["energy"], model.rate[:, index], error[:, index]
+    index = _bin_index(b["energy"], value, "energy", "TeV")  # along offset, in an energy bin
+    return b["offset"], model.rate[index, :], error[index, :]
 
 
-def curve_rate_vs_energy(model: Model, offset_deg: float) -> Curve:
+def curve_rate_vs_energy(model: Model, offset_deg: float, energy_power: float = 0.0) -> Curve:
     """Rate against energy in the offset bin containing ``offset_deg``.
 
     Parameters
@@ -82,14 +99,19 @@ def curve_rate_vs_energy(model: Model, offset_deg: float) -> Curve:
         A model of a bundle.
     offset_deg : float
         FoV offset, deg; outside the offset bins raises ConfigError.
+    energy_power : float
+        Rate and error are multiplied by ``E_c ** energy_power`` (``E_c``
+        the bin's geometric centre, TeV); the figures use :data:`ENERGY_POWER`.
 
     Returns
     -------
     energy_edges, rate, error : numpy.ndarray
-        Energy bin edges (TeV); rate in each energy bin (s-1 MeV-1 sr-1); its statistical
-        error rate / sqrt(counts) (s-1 MeV-1 sr-1), NaN where counts == 0.
+        Energy bin edges (TeV); rate in each energy bin (s-1 MeV-1 sr-1, times
+        TeV^energy_power); its statistical error (same unit, see :func:`model_error`).
     """
-    return _curve(model, "energy", offset_deg)
+    edges, rate, error = _curve(model, "energy", offset_deg)
+    weight = np.sqrt(edges[:-1] * edges[1:]) ** energy_power
+    return edges, rate * weight, error * weight
 
 
 def curve_rate_vs_offset(model: Model, energy_tev: float) -> Curve:
@@ -108,8 +130,25 @@ def _title(model: Model) -> str:
     )
 
 
+def _mark_empty(ax: Axes, centres, rate, color) -> None:
+    """Mark bins whose rate is 0 or missing: open triangles at the bottom of the Axes."""
+    empty = ~(np.isfinite(rate) & (rate > 0))
+    if np.any(empty):
+        ax.plot(
+            centres[empty],
+            np.full(empty.sum(), 0.03),
+            "v",
+            mfc="none",
+            color=color,
+            transform=ax.get_xaxis_transform(),
+        )
+
+
 def _draw_curves(ax: Axes, model: Model, values, curve, edges, name, unit, fmt) -> list[Curve]:
-    """Step curves with error bars, one per distinct bin of ``edges`` that ``values`` select."""
+    """Step curves with error bars, one per distinct bin of ``edges`` that ``values`` select.
+
+    Bins with a zero or missing rate are marked (:func:`_mark_empty`).
+    """
     curves: dict[int, tuple] = {}
     for value in values:
         i = _bin_index(edges, value, name, unit)
@@ -119,11 +158,11 @@ def _draw_curves(ax: Axes, model: Model, values, curve, edges, name, unit, fmt) 
         label = f"{name} {edges[i]:{fmt}}–{edges[i + 1]:{fmt}} {unit}"
         step = ax.stairs(rate, x_edges, baseline=None, lw=1.5, label=label)
         lo, hi = x_edges[:-1], x_edges[1:]
-        centres = np.sqrt(lo * hi) if curve is curve_rate_vs_energy else 0.5 * (lo + hi)
+        centres = np.sqrt(lo * hi) if name == "offset" else 0.5 * (lo + hi)
         ok = np.isfinite(error) & (rate > 0)
-        ax.errorbar(
-            centres[ok], rate[ok], yerr=error[ok], fmt="none", color=step.get_edgecolor(), lw=1
-        )
+        color = step.get_edgecolor()
+        ax.errorbar(centres[ok], rate[ok], yerr=error[ok], fmt="none", color=color, lw=1)
+        _mark_empty(ax, centres, rate, color)
     ax.set_yscale("log")
     ax.margins(y=0.25)  # headroom for the legend
     ax.set_ylabel(RATE_LABEL)
@@ -133,8 +172,10 @@ def _draw_curves(ax: Axes, model: Model, values, curve, edges, name, unit, fmt) 
     return list(curves.values())
 
 
-def draw_rate_vs_energy(ax: Axes, model: Model, offsets_deg: Sequence[float]) -> list[Curve]:
-    """Draw rate against energy (log-log) with error bars, one step curve per offset bin.
+def draw_rate_vs_energy(
+    ax: Axes, model: Model, offsets_deg: Sequence[float], safe_threshold_tev: float | None = None
+) -> list[Curve]:
+    """Draw E^2.7 x rate against energy (log-log) with error bars, one step curve per offset bin.
 
     Parameters
     ----------
@@ -144,18 +185,24 @@ def draw_rate_vs_energy(ax: Axes, model: Model, offsets_deg: Sequence[float]) ->
         A model of a bundle.
     offsets_deg : sequence of float
         FoV offsets, deg, each selecting its bin (one curve per distinct bin).
+    safe_threshold_tev : float, optional
+        Safe energy threshold (TeV), drawn as a dotted vertical line.
 
     Returns
     -------
     list of tuple
-        :func:`curve_rate_vs_energy` of each distinct offset bin, in order.
+        :func:`curve_rate_vs_energy` (``energy_power=ENERGY_POWER``) of each
+        distinct offset bin, in order.
     """
     edges = model.binning["offset"]
-    curves = _draw_curves(
-        ax, model, offsets_deg, curve_rate_vs_energy, edges, "offset", "deg", ".2f"
-    )
+    scaled = partial(curve_rate_vs_energy, energy_power=ENERGY_POWER)
+    curves = _draw_curves(ax, model, offsets_deg, scaled, edges, "offset", "deg", ".2f")
     ax.set_xscale("log")
     ax.set_xlabel("reconstructed energy (TeV)")
+    ax.set_ylabel(f"E$^{{{ENERGY_POWER}}}$ x {RATE_LABEL} (TeV$^{{{ENERGY_POWER}}}$)")
+    if safe_threshold_tev is not None and np.isfinite(safe_threshold_tev):
+        ax.axvline(safe_threshold_tev, ls=":", color="k", lw=1, label="safe threshold")
+        ax.legend(fontsize=8)
     return curves
 
 
@@ -225,7 +272,14 @@ def draw_image(ax: Axes, model: Model, quantity: str = "rate"):
     return mesh
 
 
-def draw_selection(ax: Axes, obs_index: Table, column: str, label: str, models: Sequence[str]):
+def draw_selection(
+    ax: Axes,
+    obs_index: Table,
+    column: str,
+    label: str,
+    models: Sequence[str],
+    group_edges: Sequence[float] = (),
+):
     """Step histograms of one OBS_INDEX column over the runs used in models, one per model.
 
     Parameters
@@ -240,6 +294,8 @@ def draw_selection(ax: Axes, obs_index: Table, column: str, label: str, models: 
         Axis label, without unit.
     models : sequence of str
         Model HDU names, in legend order.
+    group_edges : sequence of float
+        The models' group edges along ``column`` (its unit), drawn as dashed lines.
     """
     used = obs_index[np.asarray(obs_index["BKG_USED"], dtype=bool)]
     names = np.char.strip(np.asarray(used["BKG_HDU"], dtype=str))
@@ -253,6 +309,8 @@ def draw_selection(ax: Axes, obs_index: Table, column: str, label: str, models: 
     for name in models:
         selected = values[finite & (names == name)]
         ax.hist(selected, bins=bins, histtype="step", lw=1.5, label=f"{name} ({selected.size})")
+    for edge in group_edges:
+        ax.axvline(edge, ls="--", color="0.4", lw=0.8)
     unit = obs_index[column].unit
     ax.set_xlabel(f"{label}, {column}" + (f" ({unit})" if unit and str(unit) else ""))
     ax.set_ylabel("runs used in models")
@@ -295,6 +353,24 @@ def _coverage_jobs(obs_index: Table, models: list[str]) -> list:
             jobs.append((stem.replace("selection", "coverage"),
                          lambda ax, args=args: draw_coverage(ax, *args)))  # fmt: skip
     return jobs
+
+
+def safe_threshold(obs_index: Table, model: Model) -> float | None:
+    """Median ``SAFE_ENERGY_LO`` (TeV) of the model's runs; None if the OBS_INDEX has none."""
+    if "SAFE_ENERGY_LO" not in obs_index.colnames:
+        return None
+    column = obs_index["SAFE_ENERGY_LO"]
+    scale = u.Unit(getattr(column, "unit", None) or "TeV").to("TeV")
+    runs = np.isin(np.asarray(obs_index["OBS_ID"]), model.obs_ids)
+    values = np.asarray(column, dtype=np.float64)[runs] * scale
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size else None
+
+
+def _zenith_edges(models: dict[str, Model]) -> list[float]:
+    """The zenith group edges of the models, deg (none that is 0 or 90)."""
+    edges = {m.zenith_lo for m in models.values()} | {m.zenith_hi for m in models.values()}
+    return sorted(e for e in edges if 0 < e < 90)
 
 
 def plot_bundle(
@@ -357,7 +433,9 @@ def plot_bundle(
     outdir.mkdir(parents=True, exist_ok=True)
     plt = pyplot()
     kinds = {
-        "rate-vs-energy": lambda ax, m: draw_rate_vs_energy(ax, m, offsets_deg),
+        "rate-vs-energy": lambda ax, m: draw_rate_vs_energy(
+            ax, m, offsets_deg, safe_threshold(obs_index, m)
+        ),
         "rate-vs-offset": lambda ax, m: draw_rate_vs_offset(ax, m, energies_tev),
         "image": lambda ax, m: draw_image(ax, m, "rate"),
         "relative-error": lambda ax, m: draw_image(ax, m, "relative-error"),
@@ -368,7 +446,8 @@ def plot_bundle(
     for stem, columns, label in SELECTION:
         column = next((c for c in columns if c in obs_index.colnames), None)
         if column is not None:  # skip a figure whose column the OBS_INDEX lacks
-            args = (obs_index, column, label, list(models))
+            edges = _zenith_edges(models) if column == "ZEN_PNT" else ()
+            args = (obs_index, column, label, list(models), edges)
             jobs.append((stem, lambda ax, args=args: draw_selection(ax, *args)))
     if runwise:
         jobs += _coverage_jobs(obs_index, list(models))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 from helpers import OFF, small_store
@@ -11,10 +13,13 @@ from bkgdask.config import BuildConfig
 from bkgdask.errors import BkgdaskError
 from bkgdask.models import read_models
 from bkgdask.plotting import (
+    ENERGY_POWER,
     curve_rate_vs_energy,
     curve_rate_vs_offset,
     draw_rate_vs_energy,
     draw_rate_vs_offset,
+    draw_selection,
+    model_error,
     plot_bundle,
 )
 
@@ -118,7 +123,12 @@ def test_curves_equal_model(model):
 @pytest.mark.parametrize(
     ("draw", "curve", "values", "along"),
     [
-        (draw_rate_vs_energy, curve_rate_vs_energy, (0.25, 0.75, 1.25, 1.75), "offset"),
+        (
+            draw_rate_vs_energy,
+            partial(curve_rate_vs_energy, energy_power=ENERGY_POWER),
+            (0.25, 0.75, 1.25, 1.75),
+            "offset",
+        ),
         (draw_rate_vs_offset, curve_rate_vs_offset, (0.5, 1.0, 3.0, 10.0), "energy"),
     ],
 )
@@ -207,3 +217,53 @@ def test_hess_figures(hess_dir, tmp_path):
     paths = plot_bundle(bundle, tmp_path / "figs")
     assert {p.name for p in paths} == expected_names()
     check_pngs(paths, min_size=1000)
+
+
+def test_energy_curve_is_scaled_by_a_power_of_energy(model):
+    edges, rate, error = curve_rate_vs_energy(model, 0.75)
+    _, scaled, scaled_error = curve_rate_vs_energy(model, 0.75, energy_power=ENERGY_POWER)
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    np.testing.assert_allclose(scaled, rate * centres**ENERGY_POWER, rtol=1e-12)
+    np.testing.assert_allclose(scaled_error, error * centres**ENERGY_POWER, rtol=1e-12)
+
+
+def test_smoothed_model_errors_are_the_fits(tmp_path):
+    store = small_store(tmp_path / "store")
+    config = BuildConfig().updated({"compute": {"scheduler": "sync", "progress": False}})
+    bundle = bkgdask.build(store, config).write(tmp_path / "s.fits")
+    smoothed = read_models(bundle)[0]["BKG_ZEN_20_40"]
+    assert smoothed.error is not None
+    assert np.array_equal(model_error(smoothed), smoothed.error)
+    error = model_error(smoothed)
+    assert np.all(np.isfinite(error) & (error > 0) & (error < smoothed.rate))
+    # the fit's errors are smaller than the histogram's sqrt(counts) ones
+    assert np.median(error / (smoothed.rate / np.sqrt(smoothed.counts))) < 1
+
+
+def test_empty_bins_threshold_and_group_edges_are_marked(plt, model, bundle):
+    import copy
+
+    from astropy.table import Table
+
+    holed = copy.copy(model)
+    holed.rate = model.rate.copy()
+    holed.rate[[3, 7], 0] = [0.0, np.nan]  # one empty, one missing bin at 0.5 deg
+    fig, ax = plt.subplots()
+    try:
+        draw_rate_vs_energy(ax, holed, [0.5], safe_threshold_tev=0.7)
+        markers = [line for line in ax.lines if line.get_marker() == "v"]
+        assert len(markers) == 1
+        centres = np.sqrt(model.binning["energy"][:-1] * model.binning["energy"][1:])
+        np.testing.assert_allclose(markers[0].get_xdata(), centres[[3, 7]])
+        assert any(list(line.get_xdata()) == [0.7, 0.7] for line in ax.lines)
+        assert "E$^{2.7}$" in ax.get_ylabel()
+    finally:
+        plt.close(fig)
+    obs_index = Table.read(bundle, hdu="OBS_INDEX")
+    fig, ax = plt.subplots()
+    try:
+        draw_selection(ax, obs_index, "ZEN_PNT", "zenith", ["BKG_ZEN_20_40"], [20.0, 40.0])
+        vertical = [line.get_xdata()[0] for line in ax.lines]
+        assert vertical == [20.0, 40.0]
+    finally:
+        plt.close(fig)

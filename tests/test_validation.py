@@ -116,13 +116,18 @@ def test_significance_distribution_is_unit_gaussian(simulated):
     """Models applied to simulated runs: significances outside exclusions ~ N(0, 1)."""
     from gammapy.data import DataStore as GammapyDataStore
 
-    _store, bundle, _ = simulated(1, smoothing="pspline")
+    _store, bundle, config = simulated(1, smoothing="pspline")
     data_store = GammapyDataStore.from_file(bundle)
     settings = RunValidationSettings()
+    truth = config.truth
     results = []
-    for obs_id in data_store.obs_table["OBS_ID"][::10]:
-        obs = data_store.obs(int(obs_id), required_irf=["bkg"])
-        results.append(validate_run(obs, obs.bkg, "bkgdask", settings))
+    for row in data_store.obs_table[::10]:
+        obs = data_store.obs(int(row["OBS_ID"]), required_irf=["bkg"])
+        # The simulated store has no safe energies: twice the truth's threshold (94 % of
+        # the plateau) plays the store's SAFE_ENERGY_LO.
+        cos_z = np.cos(np.deg2rad(row["ZEN_PNT"]))
+        safe = (2 * truth.threshold * cos_z ** (-truth.threshold_zenith_index), np.nan)
+        results.append(validate_run(obs, obs.bkg, "bkgdask", settings, safe_energy=safe))
     summary = significance_summary(results)
     assert summary["n_pixels"] > 50_000
     assert abs(summary["mean"]) < 0.1, summary
@@ -130,6 +135,13 @@ def test_significance_distribution_is_unit_gaussian(simulated):
     # The fitted norms scatter around the groups' average within the zenith spread.
     norms = np.array([r.norm for r in results])
     assert np.all((norms > 0.5) & (norms < 2.0))
+    # The norm errors are the fit's Poisson ones: norm / sqrt(counts) per run.
+    errors = np.array([r.norm_error for r in results])
+    counts = np.array([r.counts for r in results])
+    np.testing.assert_allclose(errors * np.sqrt(counts) / norms, 1.0, rtol=0.05)
+    for r in results:
+        assert r.energy_threshold >= 2 * truth.threshold * 0.999
+        assert r.binned_counts.sum() == pytest.approx(r.counts)
 
 
 def test_validate_command_writes_report(tmp_path, simulated):
@@ -144,6 +156,12 @@ def test_validate_command_writes_report(tmp_path, simulated):
     report = json.loads((out / "report.json").read_text())
     assert {"truth", "runs", "crossval", "figures"} <= set(report)
     assert len(report["runs"]["bkgdask"]["runs"]) == 6
+    ours = report["runs"]["bkgdask"]
+    total = sum(r["counts"] for r in ours["runs"])
+    for key in ("energy", "offset"):  # the binned tables hold every counted event
+        assert sum(r["counts"] for r in ours["binned"][key]) == pytest.approx(total)
+    assert all(0 < r["norm_error"] < 0.2 for r in ours["runs"])
+    assert {"significance map", "binned"} <= set(report["figures"])
     assert len(report["crossval"]["exact"]["runs"]) == 30
     assert {r["fold"] for r in report["crossval"]["exact"]["runs"]} == {0, 1, 2}
     assert 0.7 < report["crossval"]["exact"]["ratio"]["mean"] < 1.3
@@ -152,6 +170,7 @@ def test_validate_command_writes_report(tmp_path, simulated):
         assert png.startswith(b"\x89PNG") and len(png) > 5000
     markdown = (out / "report.md").read_text()
     assert "χ²/ndf" in markdown and "cross-validation" in markdown
+    assert "per energy bin" in markdown and "FoV norm by target" in markdown
     assert not list(out.glob(".folds-*")), "fold bundles are cleaned up"
 
 

@@ -148,10 +148,6 @@ class BinDesign:
             *[w for _, w in quadrature],
         )
         per_axis = [_BIN[d] + _QUAD[d] + _COEF[d] for d in range(n)]
-        self._log_rate_spec = ",".join([*per_axis, _COEF[:n]]) + "->" + grid
-        self._log_rate_path = np.einsum_path(
-            self._log_rate_spec, *self.basis_q, np.zeros(self.n_coef), optimize="greedy"
-        )[0]
         firsts, self.windows = zip(*[_window(b) for b in self.basis_q])
         self._jac_spec = ",".join([grid, *per_axis]) + "->" + _BIN[:n] + _COEF[:n]
         self._jac_path = np.einsum_path(
@@ -173,12 +169,11 @@ class BinDesign:
 
     def weighted_rate(self, coef: np.ndarray) -> np.ndarray:
         """Rate x quadrature weight at every point, (N_1, Q, N_2, Q, ...)."""
-        log_rate = np.einsum(
-            self._log_rate_spec,
-            *self.basis_q,
-            coef.reshape(self.n_coef),
-            optimize=self._log_rate_path,
-        )
+        # One axis at a time: (K_1, ..., K_n) -> (N_1, Q, ..., N_n, Q); tensordot
+        # skips the path search einsum repeats on every call.
+        log_rate = coef.reshape(self.n_coef)
+        for basis in self.basis_q:
+            log_rate = np.tensordot(log_rate, basis, axes=([0], [2]))
         with np.errstate(over="ignore"):
             return np.exp(log_rate) * self.weight
 

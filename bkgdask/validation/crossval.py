@@ -11,7 +11,7 @@ from ..config import BuildConfig
 from ..engine.build import build
 from ..engine.tasks import histogram_run
 from ..io.store import DataStore
-from ..models import Model, get_kind
+from ..models import Model, get_kind, read_models
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,10 @@ def folds(obs_ids, k: int) -> list[list[int]]:
 
 
 def config_like(models: dict[str, Model], scheduler: str = "sync") -> BuildConfig:
-    """A build config with the binning and zenith groups of a bundle's models."""
+    """A build config with the binning, zenith groups and smoothing of a bundle's models."""
     first = next(iter(models.values()))
     zenith = sorted({m.zenith_lo for m in models.values()} | {m.zenith_hi for m in models.values()})
+    smoothed = str(first.header.get("SMMETHOD", "NONE")).strip() == "PSPLINE"
     return BuildConfig.validated(
         {
             "binning": {
@@ -35,38 +36,37 @@ def config_like(models: dict[str, Model], scheduler: str = "sync") -> BuildConfi
                 "offset": {"edges": first.binning["offset"].tolist(), "unit": "deg"},
             },
             "grouping": {"zenith": {"edges": zenith, "unit": "deg"}},
+            "model": {"smoothing": "pspline" if smoothed else "none"},
             "compute": {"scheduler": scheduler, "progress": False},
         }
     )
 
 
-def exact_ratio(store: DataStore, obs_id: int, zenith: float, rate, binning, offset_max: float):
-    """Observed / predicted counts of one run in the model's own bins (offset <= offset_max)."""
+def held_out(store: DataStore, obs_id: int, zenith: float, model: Model):
+    """Counts of one run and the model's prediction, per bin of the model, (n_energy, n_offset)."""
     (run,) = store.run_inputs([obs_id], {obs_id: zenith})
-    partial = histogram_run(run, get_kind("bkg_2d"), binning)
-    inside = binning["offset"][1:] <= offset_max + 1e-9
-    counts = float(partial["counts"].values[:, inside].sum())
-    predicted = float((rate * partial["exposure"].values)[:, inside].sum())
-    return counts, predicted
+    partial = histogram_run(run, get_kind("bkg_2d"), model.binning)
+    return partial["counts"].values, model.rate * partial["exposure"].values
 
 
 def cross_validate(
     store: DataStore, models: dict[str, Model], k: int, workdir: Path, offset_max: float = 2.0
-) -> tuple[list[dict], dict[int, Path]]:
-    """Per held-out run: observed/predicted counts from models built without its fold.
+) -> tuple[list[dict], dict[int, Path], dict[str, dict]]:
+    """Per held-out run: observed/predicted counts from the model built without its fold.
 
     Parameters
     ----------
     store : DataStore
         The store the bundle was built from.
     models : dict of str to Model
-        The bundle's models; their runs are the ones folded.
+        The bundle's models; their runs are the ones folded, their bins,
+        zenith groups and smoothing are the folds' (:func:`config_like`).
     k : int
         Number of folds.
     workdir : Path
         Where the fold bundles are written.
     offset_max : float
-        Largest offset (deg) of the bins counted.
+        Largest offset (deg) of the bins counted in ``rows``.
 
     Returns
     -------
@@ -74,38 +74,35 @@ def cross_validate(
         One per held-out run: obs_id, fold, model, counts, predicted, ratio.
     bundles : dict of int to Path
         obs_id -> the fold bundle that predicts it.
+    binned : dict of str to dict
+        Per model name: held-out ``counts`` and ``predicted`` summed over its
+        held-out runs per bin of the model, (n_energy, n_offset), and ``obs_ids``.
     """
     config = config_like(models).updated({"cache": str(workdir / "run-cache")})  # runs read once
     obs_ids = sorted(o for m in models.values() for o in m.obs_ids)
     zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))
-    rows, bundles = [], {}
-    for index, held_out in enumerate(folds(obs_ids, k)):
-        train = sorted(set(obs_ids) - set(held_out))
-        fold_config = config.updated({"selection": f"OBS_ID in {train}"})
-        result = build(store, fold_config)
+    inside = next(iter(models.values())).binning["offset"][1:] <= offset_max + 1e-9
+    rows, bundles, binned = [], {}, {}
+    for index, held in enumerate(folds(obs_ids, k)):
+        train = sorted(set(obs_ids) - set(held))
+        result = build(store, config.updated({"selection": f"OBS_ID in {train}"}))
         path = result.write(workdir / f"fold-{index}.fits.gz")
-        for obs_id in held_out:
-            group = result.assignment[obs_id]
-            rate = result.totals[group.label]["counts"] / result.totals[group.label]["exposure"]
-            first = next(iter(models.values()))
-            counts, predicted = exact_ratio(
-                store, obs_id, zenith[obs_id], rate.values, first.binning, offset_max
-            )
+        fold_models, _ = read_models(path)
+        for obs_id in held:
+            name = result.assignment[obs_id].hdu_name
+            counts, predicted = held_out(store, obs_id, zenith[obs_id], fold_models[name])
+            total = binned.setdefault(name, {"counts": 0, "predicted": 0, "obs_ids": []})
+            total["counts"] = total["counts"] + counts
+            total["predicted"] = total["predicted"] + predicted
+            total["obs_ids"].append(obs_id)
+            n, mu = float(counts[:, inside].sum()), float(predicted[:, inside].sum())
+            ratio = n / mu if mu > 0 else float("nan")
             rows.append(
-                {
-                    "obs_id": obs_id,
-                    "fold": index,
-                    "model": group.hdu_name,
-                    "counts": counts,
-                    "predicted": predicted,
-                    "ratio": counts / predicted if predicted > 0 else float("nan"),
-                }
+                dict(obs_id=obs_id, fold=index, model=name, counts=n, predicted=mu, ratio=ratio)
             )
             bundles[obs_id] = path
-        log.info(
-            "fold %d/%d: built on %d runs, predicted %d", index + 1, k, len(train), len(held_out)
-        )
-    return rows, bundles
+        log.info("fold %d/%d: built on %d runs, predicted %d", index + 1, k, len(train), len(held))
+    return rows, bundles, binned
 
 
 def ratio_summary(values) -> dict:

@@ -17,7 +17,9 @@ from ..io.store import DataStore
 from ..models import read_models
 from ..sim.truth import TRUTH_FILE, TruthModel
 from . import plots
+from .binned import binned_tables, stacked_significance
 from .crossval import cross_validate, ratio_summary
+from .model_check import safe_energy_range
 from .runs import RunValidationSettings, significance_summary, validate_run
 from .truth_check import compare_bundle_to_truth
 
@@ -72,7 +74,7 @@ def _subset(obs_ids, n: int) -> list[int]:
 
 
 def _apply_models(request, store, obs_ids, zenith, bundles=None) -> dict[str, list]:
-    """Map validation of runs under our models (and the store's), same energy threshold."""
+    """Map validation of runs under our models (and the store's), same safe energy range."""
     from gammapy.data import DataStore as GammapyStore
 
     ours_store = GammapyStore.from_file(request.bundle)
@@ -80,24 +82,19 @@ def _apply_models(request, store, obs_ids, zenith, bundles=None) -> dict[str, li
     results: dict[str, list] = {OURS: []}
     if original is not None:
         results[STORE_MODEL] = []
+    safe = dict(zip(obs_ids, zip(*safe_energy_range(store, obs_ids))))
     for obs_id in obs_ids:
         source = GammapyStore.from_file(bundles[obs_id]) if bundles else ours_store
         obs = source.obs(obs_id, required_irf=["bkg"])
-        ours = validate_run(obs, obs.bkg, OURS, request.settings, request.regions)
-        ours.zenith = zenith[obs_id]
-        results[OURS].append(ours)
+        models = {OURS: obs.bkg}
         if original is not None:
-            official = original.obs(obs_id, required_irf=["bkg"]).bkg
-            theirs = validate_run(
-                obs,
-                official,
-                STORE_MODEL,
-                request.settings,
-                request.regions,
-                threshold_index=_threshold_index(ours, request.settings),
+            models[STORE_MODEL] = original.obs(obs_id, required_irf=["bkg"]).bkg
+        for label, bkg in models.items():
+            result = validate_run(
+                obs, bkg, label, request.settings, request.regions, safe_energy=safe[obs_id]
             )
-            theirs.zenith = zenith[obs_id]
-            results[STORE_MODEL].append(theirs)
+            result.zenith = zenith[obs_id]
+            results[label].append(result)
     return results
 
 
@@ -110,15 +107,11 @@ def _targets(store: DataStore) -> dict[int, str]:
     return {}
 
 
-def _threshold_index(result, settings) -> int:
-    return int(np.argmin(np.abs(np.asarray(settings.energy_edges) - result.energy_threshold)))
-
-
 def _run_rows(results) -> list[dict]:
     return [r.row() for r in results]
 
 
-def _section(results: dict[str, list], targets: dict[int, str]) -> dict:
+def _section(results: dict[str, list], targets: dict[int, str], settings) -> dict:
     out = {}
     for label, runs in results.items():
         rows = _run_rows(runs)
@@ -126,14 +119,27 @@ def _section(results: dict[str, list], targets: dict[int, str]) -> dict:
             row["target"] = targets.get(row["obs_id"], "")
         by_target: dict[str, list] = {}
         for row in rows:
-            by_target.setdefault(row["target"], []).append(row["ratio"])
+            by_target.setdefault(row["target"], []).append(row)
         out[label] = {
-            "by_target": {t: ratio_summary(v) for t, v in sorted(by_target.items())},
+            "by_target": {
+                t: ratio_summary(r["ratio"] for r in v) for t, v in sorted(by_target.items())
+            },
+            "norm_by_target": {t: norm_summary(v) for t, v in sorted(by_target.items())},
             "runs": rows,
             "ratio": ratio_summary(r["ratio"] for r in rows),
             "norm": ratio_summary(r["norm"] for r in rows),
             "significance": significance_summary(runs),
+            "binned": binned_tables(runs, settings),
+            "safe_threshold_median_tev": float(np.nanmedian([r.energy_threshold for r in runs])),
         }
+    return out
+
+
+def norm_summary(rows: list[dict]) -> dict:
+    """Mean and spread of the runs' fitted FoV norms, and their median fit error."""
+    out = ratio_summary(r["norm"] for r in rows)
+    errors = [r["norm_error"] for r in rows if np.isfinite(r["norm_error"])]
+    out["median_error"] = float(np.median(errors)) if errors else None
     return out
 
 
@@ -166,16 +172,12 @@ def run_validation(request: ValidationRequest) -> dict:
     selected = select_obs_ids(store, request.selection) if request.selection else used
     runs = _subset(selected, request.max_runs)
     applied = _apply_models(request, store, runs, zenith)
-    report["runs"] = _section(applied, targets)
-    sig = {k: np.concatenate([r.significance for r in v]) for k, v in applied.items()}
-    figures["significance"] = plots.significance_histogram(sig, outdir / "significance.png").name
-    figures["norm"] = plots.ratios(
-        {k: _run_rows(v) for k, v in applied.items()}, "norm", outdir / "norm-vs-zenith.png"
-    ).name
+    report["runs"] = _section(applied, targets, request.settings)
+    figures.update(_figures(applied, report["runs"], request.settings, outdir))
 
     if request.kfold:
         with tempfile.TemporaryDirectory(dir=outdir, prefix=".folds-") as workdir:
-            rows, bundles = cross_validate(
+            rows, bundles, _ = cross_validate(
                 store, models, request.kfold, Path(workdir), request.settings.offset_max
             )
             folded = _apply_models(request, store, [r["obs_id"] for r in rows], zenith, bundles)
@@ -184,7 +186,7 @@ def run_validation(request: ValidationRequest) -> dict:
         report["crossval"] = {
             "k": request.kfold,
             "exact": {"runs": rows, "ratio": ratio_summary(r["ratio"] for r in rows)},
-            **_section(folded, targets),
+            **_section(folded, targets, request.settings),
         }
         figures["crossval"] = plots.ratios(
             {"held-out, model bins": rows}, "ratio", outdir / "crossval-ratio.png"
@@ -193,6 +195,23 @@ def run_validation(request: ValidationRequest) -> dict:
     (outdir / "report.json").write_text(json.dumps(report, indent=1, default=_jsonable))
     (outdir / "report.md").write_text(markdown(report))
     return report
+
+
+def _figures(applied: dict[str, list], section: dict, settings, outdir: Path) -> dict:
+    """Significance histogram and stacked maps, norms against zenith, binned ratios."""
+    sig = {k: np.concatenate([r.significance for r in v]) for k, v in applied.items()}
+    maps = {k: stacked_significance(v, settings) for k, v in applied.items()}
+    tables = {k: v["binned"] for k, v in section.items()}
+    thresholds = {k: v["safe_threshold_median_tev"] for k, v in section.items()}
+    rows = {k: _run_rows(v) for k, v in applied.items()}
+    return {
+        "significance": plots.significance_histogram(sig, outdir / "significance.png").name,
+        "significance map": plots.significance_maps(
+            maps, settings.offset_max, outdir / "significance-map.png"
+        ).name,
+        "norm": plots.ratios(rows, "norm", outdir / "norm-vs-zenith.png").name,
+        "binned": plots.binned_ratios(tables, thresholds, outdir / "binned-ratios.png").name,
+    }
 
 
 def _jsonable(value):
@@ -205,6 +224,43 @@ def _fmt(stat: dict | None, key: str = "mean", spread: str = "std") -> str:
     if not stat or stat.get(key) is None:
         return "–"
     return f"{stat[key]:.3f} ± {stat[spread]:.3f}"
+
+
+def _norm_lines(section: dict, models: list[str]) -> list[str]:
+    """FoV norms by target: mean ± sd over runs, median fit error, per model."""
+    targets = sorted(set().union(*(section[m]["norm_by_target"] for m in models)))
+    lines = ["", "FoV norm by target (mean ± sd over runs; median fit error):", ""]
+    lines += ["| target | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
+    for target in targets:
+        cells = []
+        for m in models:
+            stat = section[m]["norm_by_target"].get(target)
+            error = stat.get("median_error") if stat else None
+            suffix = "" if error is None else f" (±{error:.3f}, n={stat['n']})"
+            cells.append(_fmt(stat) + suffix)
+        lines.append(f"| {target or '–'} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _binned_lines(section: dict, models: list[str]) -> list[str]:
+    """Counts / prediction (Poisson error) per energy bin and offset ring, per model."""
+    lines = []
+    for key, unit, label in (("energy", "tev", "energy (TeV)"), ("offset", "deg", "offset (deg)")):
+        lines += ["", f"counts / prediction per {key} bin (before the norm fit):", ""]
+        lines += [f"| {label} | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
+        tables = [section[m]["binned"][key] for m in models]
+        for rows in zip(*tables):
+            if not any(r["predicted"] > 0 for r in rows):
+                continue
+            edges = f"{rows[0][f'{key}_lo_{unit}']:.3g}–{rows[0][f'{key}_hi_{unit}']:.3g}"
+            cells = [
+                f"{r['ratio']:.3f} ± {r['error']:.3f} ({r['counts']:.0f})"
+                if r["predicted"] > 0
+                else "–"
+                for r in rows
+            ]
+            lines.append(f"| {edges} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def markdown(report: dict) -> str:
@@ -262,6 +318,7 @@ def markdown(report: dict) -> str:
             for target in targets:
                 cells = [_fmt(report[key][m]["by_target"].get(target)) for m in models]
                 lines.append(f"| {target} | " + " | ".join(cells) + " |")
+        lines += _norm_lines(report[key], models) + _binned_lines(report[key], models)
         if key == "crossval":
             exact = report["crossval"]["exact"]["ratio"]
             lines += [
