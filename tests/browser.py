@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -40,9 +43,13 @@ class Chromium:
         binary = shutil.which("chromium") or shutil.which("chromium-browser")
         if binary is None:
             raise RuntimeError("browser tests need Debian's chromium (see .ci/run)")
-        self._profile = tempfile.TemporaryDirectory(prefix="bkgdask-chromium-")
+        self._profile = tempfile.TemporaryDirectory(
+            prefix="bkgdask-chromium-", ignore_cleanup_errors=True
+        )
         args = [binary, *FLAGS, f"--user-data-dir={self._profile.name}", "about:blank"]
-        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         port_file = Path(self._profile.name) / "DevToolsActivePort"
         for _ in range(200):
             if port_file.is_file() and port_file.read_text().strip():
@@ -67,11 +74,14 @@ class Chromium:
 
     def __exit__(self, *exc) -> None:
         self._ws.close()
-        self._proc.terminate()
+        # Chromium's helper processes share its session: stop them all before the profile goes.
+        os.killpg(self._proc.pid, signal.SIGTERM)
         try:
             self._proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self._proc.kill()
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._proc.pid, signal.SIGKILL)
         self._profile.cleanup()
 
     def send(self, method: str, **params) -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -50,6 +51,10 @@ def user_errors():
         sys.exit(1)
     except KeyboardInterrupt:
         echo_err("bkgdask: interrupted")
+        # What is torn down after this line (clients, clusters) stays quiet.
+        logging.disable(logging.CRITICAL)
+        sys.stderr.flush()
+        sys.stderr = open(os.devnull, "w")
         sys.exit(130)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -96,10 +97,28 @@ def make_cluster(
         Path(log_directory).mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("log_directory", str(log_directory))
     cls = getattr(dask_jobqueue, cluster_class)
+    folder = kwargs.get("log_directory") or dask.config.get(f"jobqueue.{section}.log-directory")
+    kwargs.setdefault("job_cls", _submitting_in(cls.job_cls, folder))
     try:
         return cls(config_name=section, **kwargs)
     except (ValueError, RuntimeError, TypeError) as exc:
         raise ConfigError(f"{scheduler} cluster from jobqueue.{section}: {exc}") from None
+
+
+def _submitting_in(job_cls, folder: str):
+    """``job_cls``, submitting its jobs from ``folder``.
+
+    Batch systems that ignore the script's output directives (e.g. the PBS
+    front end of SLURM) then write the job logs there, not in the current folder.
+    """
+
+    class Job(job_cls):
+        async def _submit_job(self, script_filename):
+            command = [*shlex.split(self.submit_command), script_filename]
+            return await self._call(command, cwd=folder)
+
+    Job.__name__ = Job.__qualname__ = job_cls.__name__
+    return Job
 
 
 def job_script(scheduler: str, cluster_class: str, cluster_config: str | None = None) -> str:
