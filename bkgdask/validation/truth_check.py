@@ -100,13 +100,34 @@ def compare_to_truth(
     # stored counts and exposure lack the excluded areas, which the truth integrates.
     exposure = model.kind.exposure(model.binning, model.observation_time)
     counts = model.rate * exposure
-    variance = (model.error * exposure) ** 2 if is_smoothed(model) else expected
     used = expected >= min_expected
-    chi2 = float((((counts - expected) ** 2) / variance)[used].sum())
-    ndf = int(used.sum())
+    if is_smoothed(model):
+        chi2, ndf = _smooth_chi2(model, counts, expected, exposure)
+    else:  # Poisson pulls of the histogram
+        chi2, ndf = float((((counts - expected) ** 2) / expected)[used].sum()), int(used.sum())
     return TruthComparison(
         model.name, counts, expected, used, chi2, ndf, float(stats.chi2.sf(chi2, ndf))
     )
+
+
+def _smooth_chi2(model: Model, predicted, expected, exposure) -> tuple[float, int]:
+    """χ² of a smooth model's bin integrals against the truth, in the fit's own covariance.
+
+    The fit is redone from the counts and exposure the model stores (the same
+    deterministic fit). Its bin integrals are correlated, of rank about the
+    effective number of parameters: the residual is projected on the
+    ``ceil(edf)`` leading eigenvectors of their covariance, a χ² with that many
+    degrees of freedom.
+    """
+    from ..models.smoothing import fit_smooth_rate
+
+    edges = [model.binning["energy"], model.binning["offset"]]
+    fit = fit_smooth_rate(model.counts, model.exposure, edges, ["log", "square"], ["flat", "ring"])
+    scale = exposure.ravel()
+    values, vectors = np.linalg.eigh(fit.rate_covariance() * np.outer(scale, scale))
+    n_dof = int(np.ceil(fit.edf))
+    residual = (predicted - expected).ravel()
+    return float(np.sum((vectors[:, -n_dof:].T @ residual) ** 2 / values[-n_dof:])), n_dof
 
 
 def is_smoothed(model: Model) -> bool:
