@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.interpolate import BSpline
 from scipy.sparse import csr_matrix
 
 SCALES = ("log", "linear", "square")
@@ -86,20 +85,30 @@ class SplineBasis:
     def n_coef(self) -> int:
         return self.n_segments + self.degree
 
-    def _spline(self) -> BSpline:
-        step = (self.hi - self.lo) / self.n_segments
-        knots = self.lo + step * np.arange(-self.degree, self.n_segments + self.degree + 1)
-        return BSpline(knots, np.eye(self.n_coef), self.degree, extrapolate=True)
+    @property
+    def step(self) -> float:
+        return (self.hi - self.lo) / self.n_segments
+
+    def _basis(self, u: np.ndarray, degree: int) -> np.ndarray:
+        """Cox–de Boor on the uniform knots: B-splines of ``degree`` at ``u`` in [lo, hi]."""
+        knots = self.lo + self.step * np.arange(-self.degree, self.n_segments + self.degree + 1)
+        u = u[..., None]
+        basis = ((knots[:-1] <= u) & (u < knots[1:])).astype(np.float64)
+        for k in range(1, degree + 1):
+            left = (u - knots[: -k - 1]) / (knots[k:-1] - knots[: -k - 1]) * basis[..., :-1]
+            right = (knots[k + 1 :] - u) / (knots[k + 1 :] - knots[1:-k]) * basis[..., 1:]
+            basis = left + right
+        return basis
 
     def matrix(self, u) -> np.ndarray:
-        """Basis functions at ``u``: shape ``u.shape + (n_coef,)``."""
+        """Basis functions at ``u``: shape ``u.shape + (n_coef,)``; linear beyond [lo, hi]."""
         u = np.asarray(u, dtype=np.float64)
         inside = np.clip(u, self.lo, self.hi)
-        spline = self._spline()
-        out = spline(inside)
+        out = self._basis(inside, self.degree)
         outside = u != inside
         if np.any(outside):
-            slope = spline.derivative()(inside[outside])
+            lower = self._basis(inside[outside], self.degree - 1)
+            slope = (lower[..., :-1] - lower[..., 1:]) / self.step
             out[outside] += (u[outside] - inside[outside])[:, None] * slope
         return out
 
