@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from astropy.table import Table
 from dask.delayed import Delayed
 
 from .. import __version__
-from ..compute.backends import Backend, DistributedBackend, make_backend
+from ..compute.backends import Backend, DistributedBackend, default_workers, make_backend
 from ..config import BuildConfig, ModelConfig
 from ..errors import OutputError, SelectionError
 from ..io.bundle import bundle_obs_index, merged_hdu_index, write_bundle
@@ -209,12 +211,20 @@ class BuildResult:
     inputs: BuildInputs | None = None
     model: ModelConfig | None = None
 
+    @functools.cached_property
+    def rates(self) -> dict:
+        """Per group label: what the kind's ``finalize`` makes of it (groups fitted in parallel)."""
+        labels = list(self.totals)
+        with ThreadPoolExecutor(max_workers=max(1, min(len(labels), default_workers()))) as pool:
+            finalized = pool.map(lambda lb: self.kind.finalize(self.totals[lb], self.model), labels)
+            return dict(zip(labels, finalized))
+
     def model_hdus(self) -> dict:
         """Per group label: the model's GADF HDU, with provenance keywords."""
         hdus = {}
         for label, total in self.totals.items():
             group = self.groups[label]
-            hdu = self.kind.to_hdu(total, self.kind.finalize(total, self.model))
+            hdu = self.kind.to_hdu(total, self.rates[label])
             hdu.name = group.hdu_name
             hdu.header.update(group.header_cards())
             hdu.header.update(_provenance(total))

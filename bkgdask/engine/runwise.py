@@ -98,22 +98,17 @@ class RunwiseResult(BuildResult):
             out[column] = _bracket(line, [self._nodes[lb][column] for lb in line], state[column])
         return out
 
-    def run_rate(self, obs_id: int, rates: dict[str, np.ndarray]) -> np.ndarray:
-        """The interpolated rate of one run (s-1 MeV-1 sr-1) from the groups' rates."""
+    def run_rate(self, obs_id: int, rates: dict):
+        """The interpolated rate of one run from the groups' rates.
+
+        Histogram rates (arrays, s-1 MeV-1 sr-1) give an array; smooth rates give an
+        :class:`InterpolatedRate` that the kind writes on its node grid as a smooth one.
+        """
         home_label = self.assignment[obs_id].label
         axes = list(self.weights(obs_id).values())
-        used = [rates[home_label]] + [rates[lb] for pairs in axes for lb, _ in pairs]
-        positive = np.all([r > 0 for r in used], axis=0)
-
-        def combine(transform):
-            home = transform(rates[home_label])
-            return home + sum(
-                sum(w * transform(rates[lb]) for lb, w in pairs) - home for pairs in axes
-            )
-
-        log_rate = combine(lambda r: np.log(np.where(positive, r, 1.0)))
-        linear = np.maximum(combine(lambda r: r), 0.0)
-        return np.where(positive, np.exp(log_rate), linear)
+        if not isinstance(rates[home_label], np.ndarray):
+            return InterpolatedRate(home_label, axes, rates)
+        return interpolate_log(home_label, axes, rates)
 
     def coverage(self) -> Table:
         """Per observation, distance outside the training range of its model(s), 0 inside."""
@@ -142,7 +137,7 @@ class RunwiseResult(BuildResult):
         hdus = super().model_hdus()
         if not self.interpolate:
             return hdus
-        rates = {label: self.kind.finalize(total) for label, total in self.totals.items()}
+        rates = self.rates
         for obs_id, group in self.assignment.items():
             hdu = self.kind.to_hdu(self.totals[group.label], self.run_rate(obs_id, rates))
             hdu.name = self.run_hdu_name(obs_id)
@@ -215,3 +210,57 @@ def runwise(result: BuildResult, values: dict, interpolate: bool) -> RunwiseResu
     out = RunwiseResult(**fields, values=values, interpolate=interpolate)
     warn_uncovered(out)
     return out
+
+
+def interpolate_log(home: str, axes: list, values: dict) -> np.ndarray:
+    """Group values combined in log (linearly where one is 0).
+
+    The home group's value plus, per axis, the weighted neighbours' difference from it.
+    """
+    used = [values[home]] + [values[lb] for pairs in axes for lb, _ in pairs]
+    positive = np.all([v > 0 for v in used], axis=0)
+
+    def combine(transform):
+        base = transform(values[home])
+        return base + sum(
+            sum(w * transform(values[lb]) for lb, w in pairs) - base for pairs in axes
+        )
+
+    log_value = combine(lambda v: np.log(np.where(positive, v, 1.0)))
+    linear = np.maximum(combine(lambda v: v), 0.0)
+    return np.where(positive, np.exp(log_value), linear)
+
+
+class InterpolatedRate:
+    """Smooth group rates interpolated for one run: answers what a smooth rate answers.
+
+    ``rate_at`` and ``bin_average`` interpolate the groups' values in log rate;
+    the error is the home group's relative error on the interpolated rate.
+    """
+
+    def __init__(self, home: str, axes: list, rates: dict):
+        self.home, self.weights, self.rates = home, axes, rates
+        self.axes = rates[home].axes
+
+    def _combine(self, method: str, *args, **kwargs) -> np.ndarray:
+        labels = {self.home} | {lb for pairs in self.weights for lb, _ in pairs}
+        values = {lb: getattr(self.rates[lb], method)(*args, **kwargs) for lb in labels}
+        return interpolate_log(self.home, self.weights, values)
+
+    def rate_at(self, *points) -> np.ndarray:
+        return self._combine("rate_at", *points)
+
+    def bin_average(self, *edges, **kwargs) -> np.ndarray:
+        return self._combine("bin_average", *edges, **kwargs)
+
+    def rate_error(self, *edges, **kwargs) -> np.ndarray:
+        home = self.rates[self.home]
+        relative = home.rate_error(*edges, **kwargs) / home.bin_average(*edges, **kwargs)
+        return relative * self.bin_average(*edges, **kwargs)
+
+    @property
+    def parameters(self) -> dict:
+        return {
+            **self.rates[self.home].parameters,
+            "SMINTERP": ("LOG", "group smooth rates interpolated in log rate"),
+        }
