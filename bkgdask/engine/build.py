@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from astropy.table import Table
 from dask.delayed import Delayed
 
 from .. import __version__
-from ..compute.backends import Backend, DistributedBackend, default_workers, make_backend
+from ..compute.backends import Backend, DistributedBackend, make_backend
 from ..config import BuildConfig, ModelConfig
 from ..errors import OutputError, SelectionError
 from ..io.bundle import bundle_obs_index, merged_hdu_index, write_bundle
@@ -213,11 +212,12 @@ class BuildResult:
 
     @functools.cached_property
     def rates(self) -> dict:
-        """Per group label: what the kind's ``finalize`` makes of it (groups fitted in parallel)."""
-        labels = list(self.totals)
-        with ThreadPoolExecutor(max_workers=max(1, min(len(labels), default_workers()))) as pool:
-            finalized = pool.map(lambda lb: self.kind.finalize(self.totals[lb], self.model), labels)
-            return dict(zip(labels, finalized))
+        """Per group label: what the kind's ``finalize`` makes of it (computed once).
+
+        One group after the other: a fit's BLAS thread limit is process-wide, and
+        the same fit must give the same model bit for bit.
+        """
+        return {lb: self.kind.finalize(total, self.model) for lb, total in self.totals.items()}
 
     def model_hdus(self) -> dict:
         """Per group label: the model's GADF HDU, with provenance keywords."""
