@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -210,14 +209,18 @@ class BuildResult:
     inputs: BuildInputs | None = None
     model: ModelConfig | None = None
 
-    @functools.cached_property
+    @property
     def rates(self) -> dict:
-        """Per group label: what the kind's ``finalize`` makes of it (computed once).
+        """Per group label: what the kind's ``finalize`` makes of it, computed once per ``model``.
 
         One group after the other: a fit's BLAS thread limit is process-wide, and
         the same fit must give the same model bit for bit.
         """
-        return {lb: self.kind.finalize(total, self.model) for lb, total in self.totals.items()}
+        key = None if self.model is None else self.model.model_dump_json()
+        cache = self.__dict__.setdefault("_rates", {})
+        if key not in cache:
+            cache[key] = {lb: self.kind.finalize(t, self.model) for lb, t in self.totals.items()}
+        return cache[key]
 
     def model_hdus(self) -> dict:
         """Per group label: the model's GADF HDU, with provenance keywords."""
