@@ -168,7 +168,7 @@ def check_dropped(obs_id: int, path: str, counts: EventCounts, max_fraction: flo
             f"allowed fraction {max_fraction:g} (checks.max_dropped_fraction)",
         )
     if dropped:
-        log.info(
+        log.debug(
             "run %d: %d of %d events dropped (%d outside every GTI, %d invalid)",
             obs_id,
             dropped,
