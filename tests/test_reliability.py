@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from conftest import data_dir
 
 from bkgdask.cli import cli
-from bkgdask.compute.backends import MAX_WORKERS_PER_CORE, default_workers
+from bkgdask.compute.reporting import MAX_WORKERS_PER_CORE, default_workers
 
 OFF_RUN = 20275
 OTHER_RUN = 20282
