@@ -3,8 +3,8 @@
     python benchmarks/kernel3d.py [--repeat 7]
 
 Reads the EVENTS columns of the 45 H.E.S.S. DL3 DR1 off runs once (as
-bkgdask.histogram does), then times, per run and summed over the runs (median
-of the repeats): the 2D kernel ``bkgdask.kernel.count_events`` (19 energy x 9
+bkgdask.engine.tasks does), then times, per run and summed over the runs (median
+of the repeats): the 2D kernel ``bkgdask.models.kernel2d.count_events`` (19 energy x 9
 offset bins) and the 3D kernel ``bkgdask.models.kernel3d.count_fov_events`` (19 energy
 x 60 x 60 FoV bins of 0.1 deg) for the RADEC and ALTAZ alignments, compiled and
 numpy; and the per-run astropy cost of the ALTAZ field rotation

@@ -1,4 +1,4 @@
-"""Event filters: the run-selection language of :mod:`bkgdask.query` over EVENTS columns.
+"""Event filters: the run-selection language of :mod:`bkgdask.io.query` over EVENTS columns.
 
 A filter such as ``"MC_ID == 1 and ENERGY > 0.1"`` is compiled once on the
 client (:func:`compile_event_filter`: syntax checked, column names recorded),

@@ -1,6 +1,6 @@
 """Pointing zenith angle computed from a run's sky pointing, time and site.
 
-The last resort of :meth:`bkgdask.store.DataStore.zenith_deg`, for stores
+The last resort of :meth:`bkgdask.io.store.DataStore.zenith_deg`, for stores
 whose obs-index and EVENTS headers give neither ``ZEN_PNT`` nor ``ALT_PNT``.
 Keywords are looked up in a mapping (an EVENTS header with the obs-index row
 and the obs-index header behind it):

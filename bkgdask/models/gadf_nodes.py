@@ -88,7 +88,7 @@ def gadf_bkg_2d_nodes(
     rate : numpy.ndarray
         Rate at the bin centres as gammapy computes them (geometric in
         energy, arithmetic in offset), shape (n_energy, n_offset), in the
-        model's unit; ready for :func:`bkgdask.bundle.bkg_2d_hdu`.
+        model's unit; ready for :func:`bkgdask.models.bkg2d.bkg_2d_hdu`.
     """
     energy_axis, offset_axis = model.axes
     e_lo, e_hi = energy_range or energy_axis.edges[[0, -1]]

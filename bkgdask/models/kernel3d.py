@@ -1,7 +1,7 @@
 """The per-run BKG_3D kernel: counts in (energy, FoV lon, FoV lat) bins in one pass.
 
 Per event: energy bin, the event's Cartesian vector in the RADEC FoV frame
-(short Taylor series around the pointing, as :mod:`bkgdask.kernel`), for the
+(short Taylor series around the pointing, as :mod:`bkgdask.models.kernel2d`), for the
 ALTAZ alignment the run's field-rotation spline at the event's time applied to
 it, then the FoV bins found without inverse trigonometry: longitude through
 y/x against tan(lon edges), latitude through z/|v| against sin(lat edges),

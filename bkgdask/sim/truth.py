@@ -171,7 +171,11 @@ class TruthModel(BaseModel):
     def write(self, path: str | Path) -> Path:
         """Write the parameters (YAML) with a note of where the model lives."""
         path = Path(path)
-        doc = {"model": "bkgdask.truth.TruthModel", "units": "s-1 MeV-1 sr-1", **self.model_dump()}
+        doc = {
+            "model": "bkgdask.sim.truth.TruthModel",
+            "units": "s-1 MeV-1 sr-1",
+            **self.model_dump(),
+        }
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         return path
 
