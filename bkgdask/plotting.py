@@ -64,17 +64,12 @@ def _error(rate: np.ndarray, counts: np.ndarray) -> np.ndarray:
         return np.where(counts > 0, rate / np.sqrt(counts), np.nan)
 
 
-def smoothed(model: Model) -> bool:
-    """Whether the model is a fitted smooth rate (its errors are the fit's, ``Model.error``)."""
-    return str(model.header.get("SMMETHOD", "NONE")).strip() == "PSPLINE"
-
-
 def model_error(model: Model) -> np.ndarray:
     """Statistical error of the rate: the fit's for a smoothed model, else rate / sqrt(counts).
 
     s-1 MeV-1 sr-1; NaN where a histogram bin has no counts.
     """
-    if smoothed(model) and model.error is not None:
+    if model.smoothed and model.error is not None:
         return model.error
     return _error(model.rate, model.counts)
 

@@ -39,9 +39,8 @@ def histogram_run(
     compiled : bool, optional
         Use the numba-compiled loop (default: if numba is installed).
     options : TaskOptions, optional
-        Run cache (looked up first, filled after) and the largest fraction of
-        events that may be dropped.
-        The event filter is ``options.event_filter``.
+        Run cache (looked up first, filled after), the largest fraction of
+        events that may be dropped, and the event filter.
 
     Returns
     -------
@@ -50,8 +49,8 @@ def histogram_run(
         kind's dims, with bin edges as coordinates; attributes ``obs_id``,
         ``zenith`` (deg), ``observation_time`` (s, union of GTIs),
         ``n_events`` (events read, in range or not), ``n_used``,
-        ``n_drop_gti``, ``n_drop_bad`` and ``n_cached`` (1 if from the cache). and those of
-        :func:`bkgdask.engine.filtered.input_attrs` (events kept, their extent).
+        ``n_drop_gti``, ``n_drop_bad``, ``n_cached`` (1 if from the cache) and
+        those of :func:`bkgdask.engine.filtered.input_attrs` (events kept, their extent).
         Events inside the run's exclusion regions are dropped and each bin's
         exposure loses the excluded part of its solid angle.
 

@@ -88,6 +88,11 @@ class Model:
             self.counts = np.rint(self.rate * self.exposure)
 
     @property
+    def smoothed(self) -> bool:
+        """Whether the rate is a fit (header ``SMMETHOD`` other than ``NONE``)."""
+        return str(self.header.get("SMMETHOD", "NONE")).strip().upper() != "NONE"
+
+    @property
     def predicted(self) -> np.ndarray:
         """Counts the model predicts for its own runs: rate x exposure per bin."""
         return self.rate * self.exposure

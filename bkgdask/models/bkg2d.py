@@ -100,7 +100,7 @@ class Bkg2D(ModelKind):
             keywords = rate.parameters
         else:
             table = (energy, offset, rate)
-            build_rate, error = rate, np.sqrt(counts) / exposure  # Poisson, 0 without counts
+            build_rate, error = rate, raw_rate(counts, exposure)[1]
             keywords = {"SMMETHOD": ("NONE", "histogram: counts / exposure")}
         grids = (counts, exposure, build_rate, error)
         hdu = bkg_2d_hdu(*table, extra=build_columns(energy, offset, grids))
@@ -139,6 +139,16 @@ class Bkg2D(ModelKind):
         energy_axis = MapAxis.from_energy_edges(binning["energy"] * u.TeV)
         offset_axis = MapAxis.from_edges(binning["offset"] * u.deg, name="offset")
         return Background2D(axes=[energy_axis, offset_axis], data=rate, unit=RATE_UNIT)
+
+
+def raw_rate(counts, exposure) -> tuple[np.ndarray, np.ndarray]:
+    """The histogram estimate: counts / exposure and its Poisson error sqrt(counts) / exposure.
+
+    Both are 0 where a bin holds no counts.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    exposure = np.asarray(exposure, dtype=np.float64)
+    return counts / exposure, np.sqrt(counts) / exposure
 
 
 def build_columns(energy_edges, offset_edges, grids) -> list[fits.Column]:

@@ -434,16 +434,6 @@ class SmoothRate:
         return out
 
 
-def raw_rate(counts, exposure) -> tuple[np.ndarray, np.ndarray]:
-    """The histogram estimate: counts / exposure and its Poisson error sqrt(counts) / exposure.
-
-    Both are 0 where a bin holds no counts.
-    """
-    counts = np.asarray(counts, dtype=np.float64)
-    exposure = np.asarray(exposure, dtype=np.float64)
-    return counts / exposure, np.sqrt(counts) / exposure
-
-
 def fit_group_rate(total, **kwargs) -> SmoothRate:
     """Smooth rate of one group's summed counts and exposure (a reduction's xarray Dataset).
 
@@ -453,10 +443,17 @@ def fit_group_rate(total, **kwargs) -> SmoothRate:
     """
     energy = np.append(total["energy_lo"].values, total["energy_hi"].values[-1])
     offset = np.append(total["offset_lo"].values, total["offset_hi"].values[-1])
+    return fit_binned_rate(
+        total["counts"].values, total["exposure"].values, energy, offset, **kwargs
+    )
+
+
+def fit_binned_rate(counts, exposure, energy_edges, offset_edges, **kwargs) -> SmoothRate:
+    """Smooth rate of counts and exposure on (energy TeV, offset deg) bins, as for a group."""
     return fit_smooth_rate(
-        total["counts"].values,
-        total["exposure"].values,
-        [energy, offset],
+        counts,
+        exposure,
+        [energy_edges, offset_edges],
         scales=["log", "square"],
         measures=["flat", "ring"],
         **kwargs,

@@ -28,7 +28,6 @@ def config_like(models: dict[str, Model], scheduler: str = "sync") -> BuildConfi
     """A build config with the binning, zenith groups and smoothing of a bundle's models."""
     first = next(iter(models.values()))
     zenith = sorted({m.zenith_lo for m in models.values()} | {m.zenith_hi for m in models.values()})
-    smoothed = str(first.header.get("SMMETHOD", "NONE")).strip() == "PSPLINE"
     return BuildConfig.validated(
         {
             "binning": {
@@ -36,7 +35,7 @@ def config_like(models: dict[str, Model], scheduler: str = "sync") -> BuildConfi
                 "offset": {"edges": first.binning["offset"].tolist(), "unit": "deg"},
             },
             "grouping": {"zenith": {"edges": zenith, "unit": "deg"}},
-            "model": {"smoothing": "pspline" if smoothed else "none"},
+            "model": {"smoothing": "pspline" if first.smoothed else "none"},
             "compute": {"scheduler": scheduler, "progress": False},
         }
     )

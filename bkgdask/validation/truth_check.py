@@ -101,7 +101,7 @@ def compare_to_truth(
     exposure = model.kind.exposure(model.binning, model.observation_time)
     counts = model.rate * exposure
     used = expected >= min_expected
-    if is_smoothed(model):
+    if model.smoothed:
         chi2, ndf = _smooth_chi2(model, counts, expected, exposure)
     else:  # Poisson pulls of the histogram
         chi2, ndf = float((((counts - expected) ** 2) / expected)[used].sum()), int(used.sum())
@@ -119,20 +119,15 @@ def _smooth_chi2(model: Model, predicted, expected, exposure) -> tuple[float, in
     ``ceil(edf)`` leading eigenvectors of their covariance, a χ² with that many
     degrees of freedom.
     """
-    from ..models.smoothing import fit_smooth_rate
+    from ..models.smoothing import fit_binned_rate
 
-    edges = [model.binning["energy"], model.binning["offset"]]
-    fit = fit_smooth_rate(model.counts, model.exposure, edges, ["log", "square"], ["flat", "ring"])
+    edges = model.binning["energy"], model.binning["offset"]
+    fit = fit_binned_rate(model.counts, model.exposure, *edges)
     scale = exposure.ravel()
     values, vectors = np.linalg.eigh(fit.rate_covariance() * np.outer(scale, scale))
     n_dof = int(np.ceil(fit.edf))
     residual = (predicted - expected).ravel()
     return float(np.sum((vectors[:, -n_dof:].T @ residual) ** 2 / values[-n_dof:])), n_dof
-
-
-def is_smoothed(model: Model) -> bool:
-    """Whether the model's rate is a fit (header ``SMMETHOD`` other than ``NONE``)."""
-    return str(model.header.get("SMMETHOD", "NONE")).strip().upper() != "NONE"
 
 
 def compare_bundle_to_truth(
