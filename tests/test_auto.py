@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import time
 
+import cloudpickle
 import dask
 import pytest
 from helpers import OFF, raise_if_dask_computes, small_store
@@ -124,23 +124,23 @@ def test_cli_prints_the_choice_line(tmp_path):
 
 def _plan(index_dir):
     store = DataStore.open(index_dir)
-    start = time.perf_counter()
     with raise_if_dask_computes():
         plan = plan_build(store, BuildConfig())
-    seconds = time.perf_counter() - start
-    n_tasks = sum(len(graph.__dask_graph__()) for graph in plan.graphs.values())
-    return plan, n_tasks, seconds
+    graphs = [dict(graph.__dask_graph__()) for graph in plan.graphs.values()]
+    n_tasks = sum(map(len, graphs))
+    return plan, n_tasks, len(cloudpickle.dumps(graphs))
 
 
 def test_planning_100000_runs_is_linear_and_computes_nothing(tmp_path):
     source = small_store(tmp_path / "store", n=10)
-    small_plan, small_tasks, small_s = _plan(
+    small_plan, small_tasks, small_bytes = _plan(
         write_replicated_index(source, tmp_path / "index-10k", 10_000)
     )
-    plan, n_tasks, seconds = _plan(write_replicated_index(source, tmp_path / "index-100k", 100_000))
+    plan, n_tasks, n_bytes = _plan(write_replicated_index(source, tmp_path / "index-100k", 100_000))
     assert small_plan.n_runs == 10_000 and plan.n_runs == 100_000
     assert n_tasks <= 11 * small_tasks  # tasks ~ linear in the runs (10x runs)
-    assert seconds < 20 * max(small_s, 0.05)  # a quadratic path would take ~100x
+    assert n_bytes <= 11 * small_bytes  # what is sent to the scheduler: linear too
+    # (planning time is measured by benchmarks/planning.py, not asserted here)
     assert {run.events_file for runs in plan.runs.values() for run in runs} <= {
         str(p) for p in (source / "data").iterdir()
     }
