@@ -11,7 +11,7 @@ from helpers import make_store, random_run
 
 import bkgdask
 from bkgdask.config import BuildConfig
-from bkgdask.engine.tasks import histogram_run
+from bkgdask.engine.tasks import RunBatch, histogram_run, histogram_runs
 from bkgdask.io.store import DataStore
 from bkgdask.models import get_kind
 from bkgdask.models.binning import Binning
@@ -141,3 +141,15 @@ def test_compressed_and_plain_files_agree(tmp_path):
         make_store(tmp_path / "plain", [run], compress=False), BuildConfig().updated(SYNC)
     )
     xr.testing.assert_identical(gz.totals["zen-20-40"], plain.totals["zen-20-40"])
+
+
+def test_a_batch_equals_the_combined_partials_of_its_runs(tmp_path):
+    runs = [random_run(20 + i, 30.0 * i, -10.0 + 5 * i, 300 + 50 * i, seed=i)[0] for i in range(4)]
+    store = DataStore.open(make_store(tmp_path / "store", runs))
+    zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))
+    inputs = store.run_inputs(store.obs_ids, zenith)
+    kind = get_kind("bkg_2d")
+    batch = histogram_runs(RunBatch(inputs), kind, BINNING)
+    per_run = kind.combine([histogram_run(run, kind, BINNING) for run in inputs])
+    xr.testing.assert_identical(batch, per_run)
+    assert batch.attrs == per_run.attrs and batch.attrs["n_runs"] == 4

@@ -107,6 +107,19 @@ class Header(Mapping):
             value = self._values[key] = _parse_value(self._cards[key])
             return value
 
+    def get(self, key: str, default=None):
+        """The value of ``key``, or ``default`` (no exception raised and caught: the hot path)."""
+        if key in self._values:
+            return self._values[key]
+        text = self._cards.get(key)
+        if text is None:
+            return default
+        value = self._values[key] = _parse_value(text)
+        return value
+
+    def __contains__(self, key) -> bool:
+        return key in self._cards
+
     def __iter__(self):
         return iter(self._cards)
 

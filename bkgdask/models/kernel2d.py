@@ -45,6 +45,33 @@ def separation_deg(ra_pnt: float, dec_pnt: float, ra_deg, dec_deg) -> np.ndarray
     return np.degrees(2 * np.arcsin(np.sqrt(haversine(ra_pnt, dec_pnt, ra_deg, dec_deg))))
 
 
+def _max_hav_loop(ra, dec, ra_pnt, dec_pnt):
+    """The largest haversine of the events' offsets, in one pass (-1 without events)."""
+    deg = np.pi / 180.0
+    ra0, dec0 = ra_pnt * deg, dec_pnt * deg
+    cos_dec0 = np.cos(dec0)
+    largest = -1.0
+    for k in range(ra.size):
+        s_dec = np.sin(0.5 * (dec[k] * deg - dec0))
+        s_ra = np.sin(0.5 * (ra[k] * deg - ra0))
+        hav = s_dec * s_dec + cos_dec0 * np.cos(dec[k] * deg) * s_ra * s_ra
+        largest = max(largest, hav)
+    return largest
+
+
+def max_haversine(ra_pnt: float, dec_pnt: float, ra_deg, dec_deg, compiled=None) -> float:
+    """The largest sin²(θ/2) of :func:`haversine` (-1 without events).
+
+    ``compiled``: one pass of the numba-compiled loop (default: if numba is
+    installed), else numpy's temporaries.
+    """
+    if not len(ra_deg):
+        return -1.0
+    if HAVE_NUMBA if compiled is None else compiled:
+        return float(_compiled()[1](ra_deg, dec_deg, float(ra_pnt), float(dec_pnt)))
+    return float(np.max(haversine(ra_pnt, dec_pnt, ra_deg, dec_deg)))
+
+
 def _counts_numpy(energy, ra, dec, ra_pnt, dec_pnt, energy_edges, offset_hav_edges):
     n_energy, n_offset = energy_edges.size - 1, offset_hav_edges.size - 1
     i_e = np.searchsorted(energy_edges, energy, side="right") - 1
@@ -150,7 +177,7 @@ _COMPILING = threading.Lock()
 
 
 def _compiled():
-    """The loop compiled by numba (imported here: it costs ~0.4 s, worth it for many runs)."""
+    """The loops compiled by numba (imported here: it costs ~0.4 s, worth it for many runs)."""
     with _COMPILING:
         return _compile()
 
@@ -166,7 +193,8 @@ def _compile():
         _bin_of=inline(_bin_of),
         _wrapped=inline(_wrapped),
     )
-    return njit(cache=True, nogil=True)(_counts_loop)
+    compile_loop = njit(cache=True, nogil=True)
+    return compile_loop(_counts_loop), compile_loop(_max_hav_loop)
 
 
 def count_events(
@@ -203,7 +231,7 @@ def count_events(
         int64, shape (n_energy, n_offset).
     """
     if HAVE_NUMBA if compiled is None else compiled:
-        return _compiled()(
+        return _compiled()[0](
             energy, ra, dec, float(ra_pnt), float(dec_pnt), energy_edges, offset_hav_edges
         )
     return _counts_numpy(energy, ra, dec, ra_pnt, dec_pnt, energy_edges, offset_hav_edges)
