@@ -15,7 +15,13 @@ from bkgdask.engine.tasks import RunBatch, histogram_run, histogram_runs
 from bkgdask.io.store import DataStore
 from bkgdask.models import get_kind
 from bkgdask.models.binning import Binning
-from bkgdask.models.kernel2d import count_events, hav_edges, separation_deg
+from bkgdask.models.kernel2d import (
+    count_events,
+    hav_edges,
+    haversine,
+    max_haversine,
+    separation_deg,
+)
 
 BINNING = Binning.default()
 SYNC = {"compute": {"scheduler": "sync", "progress": False}}
@@ -120,6 +126,9 @@ def test_compiled_and_numpy_kernels_agree():
         vectorised = count_events(energy, ra, dec, ra_pnt, dec_pnt, *edges, compiled=False)
         np.testing.assert_array_equal(fused, vectorised)
         assert fused.sum() > n / 4
+        largest = [max_haversine(ra_pnt, dec_pnt, ra, dec, compiled=c) for c in (True, False)]
+        assert largest[0] == pytest.approx(largest[1], rel=1e-14)
+        assert largest[1] == np.max(haversine(ra_pnt, dec_pnt, ra, dec))
 
 
 def test_zenith_from_events_header_when_index_lacks_it(tmp_path):

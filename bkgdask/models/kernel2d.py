@@ -49,13 +49,10 @@ def _max_hav_loop(ra, dec, ra_pnt, dec_pnt):
     """The largest haversine of the events' offsets, in one pass (-1 without events)."""
     deg = np.pi / 180.0
     ra0, dec0 = ra_pnt * deg, dec_pnt * deg
-    cos_dec0 = np.cos(dec0)
+    cos_dec0, sin_dec0 = np.cos(dec0), np.sin(dec0)
     largest = -1.0
     for k in range(ra.size):
-        s_dec = np.sin(0.5 * (dec[k] * deg - dec0))
-        s_ra = np.sin(0.5 * (ra[k] * deg - ra0))
-        hav = s_dec * s_dec + cos_dec0 * np.cos(dec[k] * deg) * s_ra * s_ra
-        largest = max(largest, hav)
+        largest = max(largest, _hav_of(ra[k] * deg, dec[k] * deg, ra0, dec0, cos_dec0, sin_dec0))
     return largest
 
 
@@ -137,13 +134,28 @@ def _bin_of(edges, value, n_bins):
     return lo
 
 
-def _counts_loop(energy, ra, dec, ra_pnt, dec_pnt, energy_edges, offset_hav_edges):
-    """One pass: energy bin, haversine of the offset, offset bin, count.
+def _hav_of(ra, dec, ra0, dec0, cos_dec0, sin_dec0):
+    """sin²(θ/2) of an event at (ra, dec) from the pointing (ra0, dec0), all rad.
 
     Within 0.2 rad of the pointing (the field of view) sines and cosines are
     short Taylor series around the pointing, exact to float64 rounding; further
     out (and near the poles, where RA differences are large) libm's.
     """
+    d_dec = dec - dec0
+    d_ra = _wrapped(ra - ra0)
+    if abs(d_dec) <= 0.2 and abs(d_ra) <= 0.2:
+        cos_dec = cos_dec0 * _cos_small(d_dec) - sin_dec0 * _sin_small(d_dec)
+        s_dec = _sin_small(0.5 * d_dec)
+        s_ra = _sin_small(0.5 * d_ra)
+    else:
+        cos_dec = np.cos(dec0 + d_dec)
+        s_dec = np.sin(0.5 * d_dec)
+        s_ra = np.sin(0.5 * d_ra)
+    return s_dec * s_dec + cos_dec0 * cos_dec * s_ra * s_ra
+
+
+def _counts_loop(energy, ra, dec, ra_pnt, dec_pnt, energy_edges, offset_hav_edges):
+    """One pass: energy bin, haversine of the offset (:func:`_hav_of`), offset bin, count."""
     n_energy, n_offset = energy_edges.size - 1, offset_hav_edges.size - 1
     counts = np.zeros((n_energy, n_offset), dtype=np.int64)
     deg = np.pi / 180.0
@@ -155,17 +167,7 @@ def _counts_loop(energy, ra, dec, ra_pnt, dec_pnt, energy_edges, offset_hav_edge
         e = energy[k]
         if not (e >= e_lo and e < e_hi):
             continue
-        d_dec = dec[k] * deg - dec0
-        d_ra = _wrapped(ra[k] * deg - ra0)
-        if abs(d_dec) <= 0.2 and abs(d_ra) <= 0.2:
-            cos_dec = cos_dec0 * _cos_small(d_dec) - sin_dec0 * _sin_small(d_dec)
-            s_dec = _sin_small(0.5 * d_dec)
-            s_ra = _sin_small(0.5 * d_ra)
-        else:
-            cos_dec = np.cos(dec0 + d_dec)
-            s_dec = np.sin(0.5 * d_dec)
-            s_ra = np.sin(0.5 * d_ra)
-        hav = s_dec * s_dec + cos_dec0 * cos_dec * s_ra * s_ra
+        hav = _hav_of(ra[k] * deg, dec[k] * deg, ra0, dec0, cos_dec0, sin_dec0)
         if not (hav >= h_lo and hav < h_hi):
             continue
         counts[_bin_of(energy_edges, e, n_energy), _bin_of(offset_hav_edges, hav, n_offset)] += 1
@@ -192,6 +194,7 @@ def _compile():
         _cos_small=inline(_cos_small),
         _bin_of=inline(_bin_of),
         _wrapped=inline(_wrapped),
+        _hav_of=inline(_hav_of),
     )
     compile_loop = njit(cache=True, nogil=True)
     return compile_loop(_counts_loop), compile_loop(_max_hav_loop)
