@@ -21,7 +21,9 @@ BINNING = {
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """Runs at Dec -30 deg over +-3 h of hour angle: zenith angles of about 7 to 45 deg."""
-    truth = Truth3D(alignment="ALTAZ", gradient=0.25, spectrum=TruthModel(norm=8e-4, offset_max=3.0))
+    truth = Truth3D(
+        alignment="ALTAZ", gradient=0.25, spectrum=TruthModel(norm=8e-4, offset_max=3.0)
+    )
     config = Simulation3DConfig(n_obs=8, seed=5, duration=600.0, truth=truth)
     return simulate_store_3d(tmp_path_factory.mktemp("runwise3d") / "store", config)
 
