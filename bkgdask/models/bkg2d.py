@@ -53,8 +53,11 @@ class Bkg2D(ModelKind):
         return 2 * np.pi * (cos_edges[:-1] - cos_edges[1:])
 
     def excluded_fraction(self, pointing, regions, binning: Binning) -> np.ndarray:
-        """Excluded fraction of each offset ring: exact for circles (see models/exclusion.py)."""
-        return ring_excluded_fraction(binning["offset"], pointing, regions)
+        """Excluded fraction of each offset ring: exact for circles (see models/exclusion.py).
+
+        Rings about the pointing (a :class:`bkgdask.models.fov.RunPointing`) are fixed on the sky.
+        """
+        return ring_excluded_fraction(binning["offset"], (pointing.ra, pointing.dec), regions)
 
     def count(self, events, binning: Binning, compiled: bool | None) -> np.ndarray:
         return count_events(

@@ -1,19 +1,40 @@
-"""BKG_3D: rate over reconstructed energy and FoV lon/lat, aligned with RA/Dec or Alt/Az."""
+"""BKG_3D: rate over reconstructed energy and FoV lon/lat, aligned with RA/Dec or Alt/Az.
+
+The rate is the histogram, counts / exposure. Beside ``BKG`` the HDU holds,
+on the same bins, the ``COUNTS`` and ``EXPOSURE`` the model was made from
+(exclusion regions take events and exposure away, so the counts are not the
+rate times the observation time and pixel size). A pixel that exclusion
+regions covered in every run has no exposure: it takes the rate of the
+exposed pixels at its FoV offset (:func:`fill_unexposed`).
+"""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 from astropy.io import fits
 
 from ..errors import RunError
-from .base import RATE_UNIT, Model, ModelKind
+from .base import RATE_UNIT, Model, ModelKind, edges_of
 from .binning import Binning
-from .fov import pixel_solid_angles
-from .gadf_table import bkg_table_hdu, row_edges
+from .fov import (
+    RunPointing,
+    pixel_reach_deg,
+    pixel_sample_vectors,
+    pixel_solid_angles,
+    subpixel_shifts,
+    vectors_to_lonlat,
+)
+from .gadf_table import bkg_table_hdu, row_edges, table_column
 from .kernel3d import ALIGNMENTS, histogram_fov
+
+log = logging.getLogger(__name__)
 
 #: GADF names of the FoV axes' edge columns (gammapy's ``fov_lon`` and ``fov_lat``).
 FOV_COLUMNS = {"fov_lon": "DETX", "fov_lat": "DETY"}
+#: Columns beside ``BKG`` on the same bins: (name, unit), each (lat, lon, energy) like ``BKG``.
+BUILD_COLUMNS = (("COUNTS", ""), ("EXPOSURE", "s MeV sr"))
 
 
 class Bkg3D(ModelKind):
@@ -69,6 +90,38 @@ class Bkg3D(ModelKind):
         """Exact pixel solid angles (lon2 − lon1)(sin lat2 − sin lat1), sr, (n_lon, n_lat)."""
         return pixel_solid_angles(binning["fov_lon"], binning["fov_lat"])
 
+    def sky_samples(
+        self, pointing: RunPointing, binning: Binning, n_sub: int = 1, where=None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sky positions (deg) of sub-pixels of equal solid angle, at the run's epochs.
+
+        Each pixel is cut into ``n_sub`` x ``n_sub`` sub-pixels, uniform in FoV
+        lon and in sin(FoV lat) (:func:`~bkgdask.models.fov.pixel_sample_vectors`),
+        whose samples sit in the middle at the first epoch and shifted at the
+        next ones (:func:`~bkgdask.models.fov.subpixel_shifts`). They go back
+        to ICRS by the inverse of the FoV projection: for RADEC one epoch, for
+        ALTAZ each of the run's epochs
+        (:meth:`~bkgdask.models.fov.RunPointing.fov_to_icrs`). See
+        :meth:`ModelKind.sky_samples` for the shapes.
+        """
+        to_icrs = pointing.fov_to_icrs(self.alignment)
+        shape = (*binning.shape[1:], to_icrs.shape[0])
+        select = np.ones(shape, dtype=bool) if where is None else np.asarray(where, dtype=bool)
+        i, j, epoch = np.nonzero(select)
+        shifts = subpixel_shifts(to_icrs.shape[0])[epoch]
+        fov = pixel_sample_vectors(binning["fov_lon"], binning["fov_lat"], i, j, n_sub, shifts)
+        m = to_icrs[epoch][..., None]  # (k, 3, 3, 1) against (k, n_sub**2) components
+        sky = [m[:, r, 0] * fov[0] + m[:, r, 1] * fov[1] + m[:, r, 2] * fov[2] for r in range(3)]
+        ra, dec = vectors_to_lonlat(*sky)
+        ra = np.mod(ra, 360.0)
+        if where is None:
+            return ra.reshape(*shape, -1), dec.reshape(*shape, -1)
+        return ra, dec
+
+    def bin_reach_deg(self, binning: Binning) -> np.ndarray:
+        """Angle (deg) from each pixel's centre sample to its farthest corner."""
+        return pixel_reach_deg(binning["fov_lon"], binning["fov_lat"])
+
     def count(self, events, binning: Binning, compiled: bool | None) -> np.ndarray:
         columns = {"ENERGY": events.energy, "RA": events.ra, "DEC": events.dec, **events.columns}
         header = {**dict(events.header), "RA_PNT": events.ra_pnt, "DEC_PNT": events.dec_pnt}
@@ -87,11 +140,22 @@ class Bkg3D(ModelKind):
             raise RunError(events.obs_id, "EVENTS header", reason) from None
         return counts
 
+    def finalize(self, total, model=None) -> np.ndarray:
+        """Rate = counts / exposure; pixels without exposure filled (:func:`fill_unexposed`)."""
+        exposure = total["exposure"].values
+        if np.all(exposure > 0):
+            return super().finalize(total)
+        binning = edges_of(total, self.dims)
+        return fill_unexposed(total["counts"].values, exposure, binning)
+
     def to_hdu(self, total, rate: np.ndarray) -> fits.BinTableHDU:
-        edges = {
-            d: np.append(total[f"{d}_lo"].values, total[f"{d}_hi"].values[-1]) for d in self.dims
-        }
-        return bkg_3d_hdu(edges["energy"], edges["fov_lon"], edges["fov_lat"], rate, self.alignment)
+        b = edges_of(total, self.dims)
+        shape = "({},{},{})".format(*b.shape)  # as BKG: energy fastest
+        extra = [
+            table_column(name, np.asarray(total[name.lower()].values).T, unit, shape)
+            for name, unit in BUILD_COLUMNS
+        ]
+        return bkg_3d_hdu(b["energy"], b["fov_lon"], b["fov_lat"], rate, self.alignment, extra)
 
     def from_hdu(self, name: str, header, data) -> Model:
         binning = Binning.of(
@@ -102,7 +166,11 @@ class Bkg3D(ModelKind):
         # GADF stores BKG as (lat, lon, energy) in numpy order; bkgdask works in (E, lon, lat).
         rate = np.asarray(data["BKG"][0], dtype=np.float64).T
         kind = Bkg3D(header.get("FOVALIGN", "RADEC"))
-        return Model(name, kind, binning, rate, dict(header))
+        counts, exposure = (
+            np.asarray(data[column][0], dtype=np.float64).T if column in data.names else None
+            for column, _ in BUILD_COLUMNS
+        )
+        return Model(name, kind, binning, rate, dict(header), [], counts, exposure)
 
     def to_gammapy(self, model: Model):
         """gammapy ``Background3D`` in s-1 MeV-1 sr-1, with the model's ``fov_alignment``."""
@@ -118,7 +186,53 @@ class Bkg3D(ModelKind):
         )
 
 
-def bkg_3d_hdu(energy_edges, lon_edges, lat_edges, rate, alignment: str) -> fits.BinTableHDU:
+def fill_unexposed(counts, exposure, binning: Binning) -> np.ndarray:
+    """Counts / exposure; a pixel without exposure takes the rate of the exposed ones at its offset.
+
+    A pixel that exclusion regions covered in every run of a group has no
+    exposure and no counts. It takes, per energy bin, the summed counts over
+    the summed exposure of the exposed pixels whose centres lie at the same
+    FoV offset to within half a pixel (to within a pixel if there are none);
+    0 if there are none either. The build warns of it.
+
+    Parameters
+    ----------
+    counts, exposure : numpy.ndarray
+        (n_energy, n_lon, n_lat); exposure s MeV sr, 0 in the unexposed pixels.
+    binning : Binning
+        The bins.
+
+    Returns
+    -------
+    numpy.ndarray
+        The rate, s-1 MeV-1 sr-1.
+    """
+    exposed = np.all(exposure > 0, axis=0)
+    rate = np.divide(counts, exposure, out=np.zeros(exposure.shape), where=exposure > 0)
+    lon, lat = binning["fov_lon"], binning["fov_lat"]
+    i, j = np.indices(exposed.shape).reshape(2, -1)
+    x = pixel_sample_vectors(lon, lat, i, j, 1)[0].reshape(exposed.shape)
+    offset = np.degrees(np.arccos(np.clip(x, -1.0, 1.0)))
+    width = max(np.diff(lon).max(), np.diff(lat).max())
+    for i, j in np.argwhere(~exposed):
+        distance = np.abs(offset - offset[i, j])
+        for tolerance in (0.5 * width, width):
+            ring = exposed & (distance <= tolerance)
+            if ring.any():
+                rate[:, i, j] = counts[:, ring].sum(axis=1) / exposure[:, ring].sum(axis=1)
+                break
+    log.warning(
+        "%d of %d FoV pixels have no exposure outside the exclusion regions (excluded in every "
+        "run of a group): they take the rate of the pixels at their FoV offset",
+        int((~exposed).sum()),
+        exposed.size,
+    )
+    return rate
+
+
+def bkg_3d_hdu(
+    energy_edges, lon_edges, lat_edges, rate, alignment: str, extra=()
+) -> fits.BinTableHDU:
     """A GADF BKG_3D table HDU (as gammapy writes it), without importing gammapy.
 
     Parameters
@@ -131,8 +245,10 @@ def bkg_3d_hdu(energy_edges, lon_edges, lat_edges, rate, alignment: str) -> fits
         s-1 MeV-1 sr-1, shape (n_energy, n_lon, n_lat).
     alignment : {"RADEC", "ALTAZ"}
         ``FOVALIGN`` of the model.
+    extra : sequence of astropy.io.fits.Column
+        Further one-row columns (``COUNTS``, ``EXPOSURE``).
     """
     axes = [("ENERG", energy_edges, "TeV"), ("DETX", lon_edges, "deg"), ("DETY", lat_edges, "deg")]
-    hdu = bkg_table_hdu(axes, rate, Bkg3D.hdu_class)
+    hdu = bkg_table_hdu(axes, rate, Bkg3D.hdu_class, extra)
     hdu.header["FOVALIGN"] = alignment
     return hdu
