@@ -8,6 +8,7 @@ from astropy.io import fits
 from astropy.table import Table
 from click.testing import CliRunner
 from distributed import Client, LocalCluster
+from helpers import per_run_expected
 from scipy import stats
 
 import bkgdask
@@ -17,7 +18,7 @@ from bkgdask.errors import ConfigError
 from bkgdask.models import get_kind, read_models
 from bkgdask.models.base import Model
 from bkgdask.models.bkg3d import Bkg3D, bkg_3d_hdu
-from bkgdask.sim.simulate3d import Simulation3DConfig, run_header, simulate_store_3d
+from bkgdask.sim.simulate3d import Simulation3DConfig, simulate_store_3d
 from bkgdask.sim.truth import TruthModel
 from bkgdask.sim.truth3d import Truth3D
 
@@ -58,25 +59,6 @@ def altaz_store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def radec_store(tmp_path_factory):
     return simulate(tmp_path_factory.mktemp("radec") / "store", "RADEC")
-
-
-def per_run_expected(store, config: Simulation3DConfig, binning, alignment: str) -> np.ndarray:
-    """The truth's expected counts of every run in the model's bins, (n_runs, n_e, n_lon, n_lat)."""
-    index = Table.read(store / "obs-index.fits.gz")
-    ra_pnt = dict(zip(index["OBS_ID"], index["RA_PNT"], strict=True))
-    return np.array(
-        [
-            config.truth.expected_counts(
-                binning["energy"],
-                binning["fov_lon"],
-                binning["fov_lat"],
-                alignment,
-                run_header(ra_pnt[obs_id], config.dec_pnt),
-                config.gti(i),
-            )
-            for i, obs_id in enumerate(config.obs_ids)
-        ]
-    )
 
 
 def run_p_values(store, sim_config, alignment: str) -> tuple[np.ndarray, float]:

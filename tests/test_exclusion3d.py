@@ -18,7 +18,11 @@ import astropy.units as u
 import numpy as np
 import pytest
 from astropy.coordinates import AltAz, SkyCoord
+from helpers import per_run_expected
+from scipy import stats
 
+import bkgdask
+from bkgdask.config import BuildConfig
 from bkgdask.models.binning import Binning
 from bkgdask.models.bkg3d import Bkg3D
 from bkgdask.models.exclusion import Circle, SkyShape, destination
@@ -33,7 +37,10 @@ from bkgdask.models.fov import (
     unit_vectors,
     vectors_to_lonlat,
 )
-from bkgdask.sim.simulate3d import run_header
+from bkgdask.sim.simulate3d import Simulation3DConfig, run_header, simulate_store_3d
+from bkgdask.sim.sources import PointSource
+from bkgdask.sim.truth import TruthModel
+from bkgdask.sim.truth3d import Truth3D
 
 EDGES = np.round(np.linspace(-3.0, 3.0, 61), 10)
 BINNING = Binning.of(energy=[0.1, 1.0, 10.0], fov_lon=EDGES, fov_lat=EDGES)
@@ -176,3 +183,136 @@ def test_altaz_fraction_is_the_average_over_the_run(hour_angle, rotation):
 def test_altaz_needs_the_runs_times():
     with pytest.raises(ValueError, match="good time"):
         Bkg3D("ALTAZ").excluded_fraction(RunPointing(10.0, -30.0), [Circle(10, -29, 0.3)], BINNING)
+
+
+# -- builds of simulated stores with a source ---------------------------------------------
+
+#: Fine pixels (0.1 deg), so that the rate hardly changes across the part of a pixel excluded.
+BUILD_BINNING = {
+    "energy": {"edges": [0.1, 0.4, 100.0], "unit": "TeV"},
+    "fov_lon": {"min": "-2 deg", "max": "2 deg", "nbin": 40},
+    "fov_lat": {"min": "-2 deg", "max": "2 deg", "nbin": 40},
+}
+N_RUNS = 6
+SPECTRUM_3D = TruthModel(norm=8e-4, offset_max=3.0)
+#: A bright Gaussian source 1 deg from the tracked pointing, and the circle excluding it.
+SOURCE_OFFSET, SOURCE_RADIUS = 1.0, 0.4
+
+
+def transit_ra(config: Simulation3DConfig) -> float:
+    """RA (deg) at transit in the middle of the runs: runs tracking it turn the field most."""
+    header = run_header(0.0, config.dec_pnt)
+    reference, _ = time_reference_and_unit(header)
+    middle = 0.5 * (config.gti(0)[0, 0] + config.gti(config.n_obs - 1)[-1, 1])
+    lst = (reference + middle * u.s).sidereal_time(
+        "apparent", longitude=observatory_location(header).lon
+    )
+    return float(lst.to_value(u.deg))
+
+
+@pytest.fixture(scope="module", params=["RADEC", "ALTAZ"])
+def source_store_3d(request, tmp_path_factory):
+    """Runs tracking one pointing with a source beside it; the truth fixed in the given frame."""
+    truth = Truth3D(alignment=request.param, gradient=0.25, spectrum=SPECTRUM_3D)
+    base = Simulation3DConfig(n_obs=N_RUNS, seed=5, duration=1200.0, truth=truth)
+    ra = transit_ra(base)
+    src_ra, src_dec = (float(v) for v in destination(ra, base.dec_pnt, SOURCE_OFFSET, 60.0))
+    source = PointSource(name="Src", ra=src_ra, dec=src_dec, sigma=0.08, rate=0.1)
+    config = base.model_copy(update={"ra_pnt": ra, "sources": [source]})
+    store = simulate_store_3d(tmp_path_factory.mktemp("source3d") / "store", config)
+    return store, config, request.param
+
+
+def build_3d(store, alignment: str, exclusion: dict | None = None):
+    config = BuildConfig().updated(
+        {
+            "model": {"kind": "bkg_3d", "fov_alignment": alignment},
+            "binning": BUILD_BINNING,
+            "grouping": {"zenith": {"edges": [0, 90], "unit": "deg"}},
+            "compute": {"scheduler": "sync", "progress": False},
+            **({"exclusion": exclusion} if exclusion else {}),
+        }
+    )
+    result = bkgdask.build(store, config)
+    (total,) = result.totals.values()
+    return result, total, config
+
+
+def p_value(counts, expected, min_expected=5.0) -> float:
+    used = expected >= min_expected
+    chi2 = np.sum((counts - expected)[used] ** 2 / expected[used])
+    return float(stats.chi2.sf(chi2, used.sum()))
+
+
+def test_excluded_source_gives_the_background_truth(source_store_3d, caplog):
+    """Around an excluded source the model is the no-source truth; not excluding it biases it.
+
+    The histogram model's counts in each pixel are compared with the truth's
+    expectation over the pixel's exposure left by the exclusion (the truth's
+    whole-pixel expectation times exposure / the full exposure): in the pixels
+    the circle cuts (the exposure correction), and in all exposed pixels.
+    """
+    store, sim, alignment = source_store_3d
+    circle = {"ra": f"{sim.sources[0].ra} deg", "dec": f"{sim.sources[0].dec} deg"}
+    exclusion = {"regions": [{**circle, "radius": f"{SOURCE_RADIUS} deg"}]}
+    with caplog.at_level("WARNING", logger="bkgdask.models.bkg3d"):
+        result, total, config = build_3d(store, alignment, exclusion)
+    _, plain, _ = build_3d(store, alignment)
+    binning = config.binning_of_kind()
+    expected = per_run_expected(store, sim, binning, alignment).sum(axis=0)
+    full = plain["exposure"].values
+    kept = total["exposure"].values / full
+    cut = (kept[0] > 0) & (kept[0] < 1 - 1e-9)  # pixels the circle cuts at some time
+    assert cut.sum() > 20
+    counts = total["counts"].values
+    assert p_value(counts[:, cut], (expected * kept)[:, cut]) > 1e-3
+    exposed = kept[0] > 0
+    assert p_value(counts[:, exposed], (expected * kept)[:, exposed]) > 1e-3
+    # without the exclusion the source's events sit in the pixels it touches
+    touched = kept[0] < 1 - 1e-9
+    assert p_value(plain["counts"].values[:, touched], expected[:, touched]) < 1e-6
+    # pixels covered in every run take the rate at their FoV offset (the truth's to 30 %)
+    rate = result.kind.finalize(total)
+    assert np.all(np.isfinite(rate))
+    unexposed = int((~exposed).sum())
+    if alignment == "RADEC":  # the source stays put in the RADEC FoV: its middle is never seen
+        assert unexposed > 0
+        assert f"{unexposed} of 1600 FoV pixels have no exposure" in caplog.text
+        filled = np.sum((rate * full)[:, ~exposed], axis=1)
+        assert np.all(np.abs(filled / expected[:, ~exposed].sum(axis=1) - 1) < 0.3)
+    else:  # the field turns by ~100 deg over the runs: every pixel is seen some of the time
+        assert unexposed == 0 and "no exposure" not in caplog.text
+
+
+def test_cli_excludes_for_bkg_3d(source_store_3d, tmp_path):
+    """``--exclude REGION`` and a config file's ``exclusion:`` give the same BKG_3D model."""
+    from astropy.io import fits
+    from click.testing import CliRunner
+
+    from bkgdask.cli import cli
+
+    store, sim, alignment = source_store_3d
+    source = sim.sources[0]
+    common = ["build", str(store), "--model", "bkg_3d", "--fov-alignment", alignment.lower(),
+              "--zenith-edges", "0,90", "--scheduler", "sync", "--no-progress"]  # fmt: skip
+    config = tmp_path / "exclusion.yaml"
+    circle = f"{{ra: {source.ra} deg, dec: {source.dec} deg, radius: 0.4 deg}}"
+    config.write_text(f"exclusion:\n  regions: [{circle}]\n")
+    runs = {
+        "option": ["--exclude", f"icrs;circle({source.ra},{source.dec},0.4)"],
+        "config": ["--config", str(config)],
+        "none": [],
+    }
+    counts, exposure = {}, {}
+    for name, extra in runs.items():
+        out = tmp_path / f"{name}.fits"
+        result = CliRunner().invoke(cli, [*common, "-o", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        with fits.open(out) as hdul:
+            (bkg,) = [h for h in hdul if h.header.get("HDUCLAS4") == "BKG_3D"]
+            assert bkg.header["FOVALIGN"] == alignment
+            counts[name], exposure[name] = bkg.data["COUNTS"][0], bkg.data["EXPOSURE"][0]
+    np.testing.assert_array_equal(counts["option"], counts["config"])
+    np.testing.assert_allclose(exposure["option"], exposure["config"], rtol=1e-12)
+    assert counts["option"].sum() < counts["none"].sum() - 0.9 * N_RUNS * 1200 * source.rate
+    assert np.all(exposure["option"] <= exposure["none"] * (1 + 1e-12))
