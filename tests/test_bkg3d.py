@@ -180,12 +180,3 @@ def test_cli_builds_altaz_models(altaz_store, tmp_path):
         (bkg,) = [h for h in hdul if h.header.get("HDUCLAS4") == "BKG_3D"]
         assert bkg.header["FOVALIGN"] == "ALTAZ"
         assert bkg.data["BKG"][0].shape == (60, 60, 19)
-
-
-def test_plot_refuses_3d_models(altaz_store, tmp_path):
-    from bkgdask.plotting import plot_bundle
-
-    bundle = bkgdask.build(altaz_store[0], build_config("radec")).write(tmp_path / "b.fits")
-    with pytest.raises(ConfigError, match="BKG_3D"):
-        plot_bundle(bundle, tmp_path / "plots")
-    assert not (tmp_path / "plots").exists() or not any((tmp_path / "plots").iterdir())
