@@ -159,7 +159,7 @@ def test_altaz_fraction_is_the_average_over_the_run(hour_angle, rotation):
     edges = np.round(np.linspace(-2.0, 2.0, 41), 10)
     binning = Binning.of(energy=[0.1, 10.0], fov_lon=edges, fov_lat=edges)
     run = altaz_run(hour_angle)
-    maps = run.altaz_maps()
+    maps = run.altaz_maps
     turned = np.degrees(np.arccos((np.trace(maps[-1] @ maps[0].T) - 1) / 2))
     assert turned == pytest.approx(rotation, abs=5.0)
     circle = Circle(*sky_of_fov(run, 0.9, 0.5), 0.4)

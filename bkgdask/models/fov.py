@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -34,7 +35,7 @@ TOPOCENTRIC_TIMEREFS = {"", "LOCAL", "TOPOCENTER", "GEOCENTER"}
 FIT_GRID_DEG = np.linspace(-4.0, 4.0, 5)
 #: Spline nodes per run of the field rotation: < 0.1 arcsec within 3 deg on all H.E.S.S. DR1 runs.
 DEFAULT_N_NODES = 64
-#: Longest share of good time (s) that one epoch of :meth:`RunPointing.epochs` stands for.
+#: Longest share of good time (s) that one epoch of :attr:`RunPointing.epochs` stands for.
 EPOCH_S = 60.0
 #: Steps of the R2 sequence in two dimensions: 1/g and 1/g² with g³ = g + 1 (Roberts 2018).
 R2_STEPS = (0.7548776662466927, 0.5698402909980532)
@@ -330,7 +331,7 @@ class RunPointing:
 
     The RADEC frame needs the pointing alone. The ALTAZ frame turns against
     RA/Dec during the run (field rotation), so it needs the run's good time
-    (:meth:`epochs`) and the observatory and time reference of its EVENTS header.
+    (:attr:`epochs`) and the observatory and time reference of its EVENTS header.
 
     Attributes
     ----------
@@ -348,8 +349,9 @@ class RunPointing:
     header: Mapping = field(default_factory=dict)
     gti: np.ndarray | None = None
 
-    def epochs(self, step_s: float = EPOCH_S) -> np.ndarray:
-        """Times (s) in the middle of equal shares of the good time, none longer than ``step_s``.
+    @cached_property
+    def epochs(self) -> np.ndarray:
+        """Times (s) in the middle of equal shares of the good time, none longer than EPOCH_S.
 
         The midpoint rule over the run's good time: an average over these
         times is one over the run's exposure.
@@ -358,17 +360,19 @@ class RunPointing:
             raise ValueError("the run's good time intervals are needed (ALTAZ alignment)")
         gti = np.asarray(self.gti, dtype=np.float64).reshape(-1, 2)
         total = float(np.sum(gti[:, 1] - gti[:, 0]))
-        n = max(1, int(np.ceil(total / step_s)))
+        n = max(1, int(np.ceil(total / EPOCH_S)))
         return times_in_gtis((np.arange(n) + 0.5) * total / n, gti)
 
-    def altaz_maps(self, step_s: float = EPOCH_S) -> np.ndarray:
-        """Maps from the RADEC to the ALTAZ FoV frame at the :meth:`epochs`, (n, 3, 3).
+    @cached_property
+    def altaz_maps(self) -> np.ndarray:
+        """Maps from the RADEC to the ALTAZ FoV frame at the :attr:`epochs`, (n, 3, 3).
 
-        As :func:`fov_maps_at` (the kernel's field rotation is a spline through those).
+        As :func:`fov_maps_at` (the kernel's field rotation is a spline through
+        those); computed once per run.
         """
         from astropy import units as u
 
-        epochs = self.epochs(step_s)
+        epochs = self.epochs
         reference, _ = time_reference_and_unit(self.header)
         times = reference + epochs * u.s
         return fov_maps_at(times, self.ra, self.dec, observatory_location(self.header))
@@ -377,15 +381,15 @@ class RunPointing:
         """Linear maps from FoV vectors of ``alignment`` to ICRS vectors, (n_epochs, 3, 3).
 
         One epoch for RADEC (the transpose of :func:`offset_frame_matrix`), the
-        :meth:`epochs` for ALTAZ (through the inverse of :meth:`altaz_maps`);
-        the images need normalising.
+        :attr:`epochs` for ALTAZ (through the inverse of :attr:`altaz_maps`);
+        the images are unit vectors to ~1e-5 (aberration).
         """
         to_icrs = offset_frame_matrix(self.ra, self.dec).T
         if alignment == "RADEC":
             return to_icrs[None]
         if alignment != "ALTAZ":
             raise ValueError(f"alignment must be RADEC or ALTAZ, got {alignment!r}")
-        return to_icrs @ np.linalg.inv(self.altaz_maps())
+        return to_icrs @ np.linalg.inv(self.altaz_maps)
 
 
 def subpixel_shifts(n_epochs: int) -> np.ndarray:
