@@ -98,7 +98,8 @@ class Bkg3D(ModelKind):
         Each pixel is cut into ``n_sub`` x ``n_sub`` sub-pixels, uniform in FoV
         lon and in sin(FoV lat) (:func:`~bkgdask.models.fov.pixel_sample_vectors`),
         whose samples sit in the middle at the first epoch and shifted at the
-        next ones (:func:`~bkgdask.models.fov.subpixel_shifts`). They go back
+        next ones (:func:`~bkgdask.models.fov.subpixel_shifts`); with
+        ``n_sub=1`` the pixel's centre at every epoch. They go back
         to ICRS by the inverse of the FoV projection: for RADEC one epoch, for
         ALTAZ each of the run's epochs
         (:meth:`~bkgdask.models.fov.RunPointing.fov_to_icrs`). See
@@ -108,7 +109,7 @@ class Bkg3D(ModelKind):
         shape = (*binning.shape[1:], to_icrs.shape[0])
         select = np.ones(shape, dtype=bool) if where is None else np.asarray(where, dtype=bool)
         i, j, epoch = np.nonzero(select)
-        shifts = subpixel_shifts(to_icrs.shape[0])[epoch]
+        shifts = subpixel_shifts(to_icrs.shape[0])[epoch] if n_sub > 1 else 0.5  # 1: centres
         fov = pixel_sample_vectors(binning["fov_lon"], binning["fov_lat"], i, j, n_sub, shifts)
         m = to_icrs[epoch][..., None]  # (k, 3, 3, 1) against (k, n_sub**2) components
         sky = [m[:, r, 0] * fov[0] + m[:, r, 1] * fov[1] + m[:, r, 2] * fov[2] for r in range(3)]
