@@ -95,10 +95,9 @@ def draw_fov_image(ax: Axes, model: Model, energy_tev: float, quantity: str = "r
     cmap = colormaps[cmap].with_extremes(bad=EMPTY_COLOUR)
     lon, lat = model.binning["fov_lon"], model.binning["fov_lat"]
     mesh = ax.pcolormesh(lon, lat, values.T, norm=norm, cmap=cmap, shading="flat")
-    if quantity == "rate" and empty.any():
-        centres = [0.5 * (e[:-1] + e[1:]) for e in (lon, lat)]
-        ax.contourf(*centres, empty.T.astype(float), levels=[0.5, 1.5], colors="none",
-                    hatches=["xxx"])  # fmt: skip
+    if quantity == "rate" and empty.any():  # hatch exactly the empty pixels
+        hatched = np.ma.masked_array(np.zeros(empty.T.shape), mask=~empty.T)
+        ax.pcolor(lon, lat, hatched, hatch="xxx", facecolor="none", edgecolor="0.2", lw=0)
     ax.set_aspect("equal")
     ax.set_xlabel("FoV lon (deg)")
     ax.set_ylabel("FoV lat (deg)")
