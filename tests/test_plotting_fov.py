@@ -121,6 +121,8 @@ def test_fov_images_are_the_models_rate_and_error(plt, bundles):
             assert np.all(error.mask[~has])  # empty pixels: no error, drawn grey
             assert np.ptp(error.compressed()) > 0
         assert "empty pixels" in axes[1].get_title()  # the highest energy bin has some
+        hatched = [c for c in axes[0].collections if c.get_hatch()][-1]  # the last bin's
+        assert np.ma.count(hatched.get_array()) == np.sum(model.counts[-1] == 0) > 0
     finally:
         plt.close(fig)
 
