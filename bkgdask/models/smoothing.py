@@ -50,7 +50,6 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 from threadpoolctl import ThreadpoolController
 
 from .splines import _COEF, BinDesign, RateAxis, SplineBasis, _to_coord
@@ -65,6 +64,21 @@ _LAMBDA_RANGE = (1e-8, 1e8)
 def _blas() -> ThreadpoolController:
     """The loaded BLAS libraries, found once (a search costs about 2 ms)."""
     return ThreadpoolController()
+
+
+def _one_blas_thread(function):
+    """Run ``function`` with BLAS on one thread.
+
+    The matrices are a few hundred wide: BLAS threads cost more than they save
+    (10x on a loaded machine).
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with _blas().limit(limits=1, user_api="blas"):
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 def _kron_penalties(bases) -> list[np.ndarray]:
@@ -116,7 +130,7 @@ class _Problem:
         mu = self.exposure * self.design.mean(coef, weighted).ravel()
         scaled = self.design.jacobian(weighted, self.exposure / np.sqrt(mu))
         score = scaled.T @ ((self.counts - mu) / np.sqrt(mu))
-        return mu, score, (scaled.T @ scaled).toarray()
+        return mu, score, scaled.T @ scaled
 
     def expected(self, coef: np.ndarray) -> np.ndarray:
         """Expected counts of every bin, (N,)."""
@@ -126,15 +140,10 @@ class _Problem:
         return sum(lam * s for lam, s in zip(lambdas, self.penalties))
 
 
-def _inverse_pd(matrix: np.ndarray) -> np.ndarray:
-    """Inverse of a symmetric positive-definite matrix through its Cholesky factor."""
-    factor, info = scipy.linalg.lapack.dpotrf(matrix, lower=True)
-    if info != 0:
-        raise np.linalg.LinAlgError("penalised information is not positive definite")
-    inverse, info = scipy.linalg.lapack.dpotri(factor, lower=True, overwrite_c=True)
-    upper = np.triu_indices_from(inverse, 1)
-    inverse[upper] = inverse.T[upper]
-    return inverse
+def _inverse_sym(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric matrix, symmetric to the last bit."""
+    inverse = np.linalg.inv(matrix)
+    return 0.5 * (inverse + inverse.T)
 
 
 def _scoring_step(problem: _Problem, coef, lambdas, inverse: bool = True):
@@ -154,11 +163,11 @@ def _scoring_step(problem: _Problem, coef, lambdas, inverse: bool = True):
     mu, score, info = problem.information(coef)
     gradient = score - s_lambda @ coef
     if inverse:
-        hess_inv = _inverse_pd(info + s_lambda)
+        hess_inv = _inverse_sym(info + s_lambda)
         step = hess_inv @ gradient
     else:
         hess_inv = None
-        step = scipy.linalg.cho_solve(scipy.linalg.cho_factor(info + s_lambda), gradient)
+        step = np.linalg.solve(info + s_lambda, gradient)
     current = problem.objective(coef, s_lambda, mu)
     length = 1.0
     while length > 1e-6 and problem.objective(
@@ -232,15 +241,16 @@ def _start(problem: _Problem, lambdas) -> np.ndarray:
     average_basis = problem.design.jacobian(problem.design.weight)
     weight = problem.counts + 0.5
     target = np.log(weight / problem.exposure)
-    normal = (average_basis.T @ average_basis.multiply(weight[:, None])).toarray()
+    normal = average_basis.T @ (average_basis * weight[:, None])
     rhs = average_basis.T @ (weight * target)
-    return scipy.linalg.solve(normal + problem.s_lambda(lambdas), rhs, assume_a="pos")
+    return np.linalg.solve(normal + problem.s_lambda(lambdas), rhs)
 
 
 def _default_segments(n_bins: int) -> int:
     return int(np.clip(n_bins, 4, 20))
 
 
+@_one_blas_thread
 def fit_smooth_rate(
     counts,
     exposure,
@@ -308,18 +318,16 @@ def fit_smooth_rate(
     )
     select = lambdas is None
     start = np.asarray([1.0] * n_axes if select else lambdas, dtype=np.float64)
-    # The matrices are a few hundred wide: BLAS threads cost more than they save
-    # (10x on a loaded machine).
-    with _blas().limit(limits=1, user_api="blas"):
-        coef, lam, n_iter = _fit(problem, bases, _start(problem, start), start, select, max_iter)
-        return _result(problem, axes, bases, coef, lam, n_iter)
+    coef, lam, n_iter = _fit(problem, bases, _start(problem, start), start, select, max_iter)
+    return _result(problem, axes, bases, coef, lam, n_iter)
 
 
 def _result(problem: _Problem, axes, bases, coef, lambdas, n_iter) -> SmoothRate:
     """Covariance, effective degrees of freedom and deviance at the optimum."""
     mu, _, info = problem.information(coef)
     s_lambda = problem.s_lambda(lambdas)
-    covariance = _inverse_pd(info + s_lambda)
+    np.linalg.cholesky(info + s_lambda)  # raises LinAlgError unless positive definite
+    covariance = _inverse_sym(info + s_lambda)
     y = problem.counts
     ratio = np.where(y > 0, y / mu, 1.0)
     deviance = float(2 * np.sum(y * np.log(ratio) - (y - mu)))
@@ -371,17 +379,23 @@ class SmoothRate:
     n_iter: int
 
     def log_rate_at(self, *points) -> np.ndarray:
-        """Natural log of the rate at points (one array per axis, broadcast together)."""
-        points = np.broadcast_arrays(*[np.asarray(p, dtype=np.float64) for p in points])
+        """Natural log of the rate at points (one array per axis, broadcast together).
+
+        Each axis's basis is evaluated on its own array, so a grid given as
+        broadcastable 1-D arrays costs the sum of the axes, not their product.
+        """
+        points = [np.asarray(p, dtype=np.float64) for p in points]
         if len(points) != len(self.axes):
             raise ValueError(f"need {len(self.axes)} coordinate arrays, got {len(points)}")
         matrices = [
-            basis.matrix(_to_coord(axis.scale, p).ravel())
+            basis.matrix(_to_coord(axis.scale, p))
             for axis, basis, p in zip(self.axes, self.bases, points)
         ]
         n = len(matrices)
-        spec = ",".join("z" + _COEF[d] for d in range(n)) + "," + _COEF[:n] + "->z"
-        return np.einsum(spec, *matrices, self.coef).reshape(points[0].shape)
+        spec = ",".join("..." + _COEF[d] for d in range(n)) + "," + _COEF[:n] + "->..."
+        shape = np.broadcast_shapes(*(p.shape for p in points))
+        log_rate = np.einsum(spec, *matrices, self.coef, optimize="greedy")
+        return np.broadcast_to(log_rate, shape).copy()
 
     def rate_at(self, *points) -> np.ndarray:
         """Rate at points (one array per axis in its own unit, broadcast together)."""
@@ -408,18 +422,20 @@ class SmoothRate:
         """
         return self._design(edges, n_points).mean(self.coef)
 
+    @_one_blas_thread
     def rate_error(self, *edges, n_points: int = 5) -> np.ndarray:
         """1-sigma statistical error of :meth:`bin_average` (same arguments and shape)."""
         design = self._design(edges, n_points)
         jacobian = design.jacobian(design.weighted_rate(self.coef))
-        variance = np.asarray((jacobian @ self.covariance) * jacobian.toarray()).sum(axis=1)
+        variance = ((jacobian @ self.covariance) * jacobian).sum(axis=1)
         return np.sqrt(np.maximum(variance, 0.0)).reshape(design.shape)
 
+    @_one_blas_thread
     def rate_covariance(self, *edges, n_points: int = 5) -> np.ndarray:
         """Covariance of the flattened :meth:`bin_average` values, (N, N) (same arguments)."""
         design = self._design(edges, n_points)
         jacobian = design.jacobian(design.weighted_rate(self.coef))
-        return np.asarray(jacobian @ (jacobian @ self.covariance).T)
+        return jacobian @ (jacobian @ self.covariance).T
 
     @property
     def parameters(self) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
 SCALES = ("log", "linear", "square")
 MEASURES = ("flat", "ring")
@@ -131,7 +130,7 @@ def _window(basis_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class BinDesign:
-    """Bin averages of ``exp(spline)`` over a grid of bins, and their sparse Jacobian.
+    """Bin averages of ``exp(spline)`` over a grid of bins, and their Jacobian.
 
     Parameters
     ----------
@@ -191,16 +190,16 @@ class BinDesign:
         weighted = self.weighted_rate(coef) if weighted is None else weighted
         return weighted.sum(axis=tuple(range(1, weighted.ndim, 2)))
 
-    def jacobian(self, weighted: np.ndarray, row_scale=None) -> csr_matrix:
+    def jacobian(self, weighted: np.ndarray, row_scale=None) -> np.ndarray:
         """Derivatives of the flattened bin averages by the flattened coefficients, (N, K).
 
-        ``row_scale`` (N,) multiplies each row.
+        ``row_scale`` (N,) multiplies each row. Dense: a BKG_2D grid has a few
+        hundred coefficients, and BLAS on the dense matrix beats sparse formats.
         """
         values = np.einsum(self._jac_spec, weighted, *self.windows, optimize=self._jac_path)
         values = values.reshape(self._indices.shape)
         if row_scale is not None:
             values = values * row_scale[:, None]
-        n_rows, width = values.shape
-        indptr = np.arange(0, n_rows * width + 1, width)
-        shape = (n_rows, int(np.prod(self.n_coef)))
-        return csr_matrix((values.ravel(), self._indices.ravel(), indptr), shape=shape)
+        out = np.zeros((values.shape[0], int(np.prod(self.n_coef))))
+        np.put_along_axis(out, self._indices, values, axis=1)
+        return out
