@@ -1,4 +1,9 @@
-"""BKG_3D: rate over reconstructed energy and FoV lon/lat, aligned with RA/Dec or Alt/Az."""
+"""BKG_3D: rate over reconstructed energy and FoV lon/lat, aligned with RA/Dec or Alt/Az.
+
+The rate is a histogram or a P-spline fit in (``ln E``, FoV lon, FoV lat)
+(:mod:`.smoothing3d`), written as :mod:`.table_kind` says, the fit on the
+node grid of :func:`~bkgdask.models.gadf_nodes.gadf_bkg_3d_nodes`.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,12 @@ import numpy as np
 from astropy.io import fits
 
 from ..errors import RunError
-from .base import RATE_UNIT, Model, ModelKind
 from .binning import Binning
 from .fov import pixel_solid_angles
-from .gadf_table import bkg_table_hdu, row_edges
 from .kernel3d import ALIGNMENTS, histogram_fov
+from .table_kind import TableKind
 
-#: GADF names of the FoV axes' edge columns (gammapy's ``fov_lon`` and ``fov_lat``).
-FOV_COLUMNS = {"fov_lon": "DETX", "fov_lat": "DETY"}
-
-
-class Bkg3D(ModelKind):
+class Bkg3D(TableKind):
     """GADF ``BKG_3D``: energy (TeV) x FoV lon x FoV lat (deg), gammapy's ``Background3D``.
 
     The registered instance is RADEC-aligned; :meth:`with_model_config` gives
@@ -33,6 +33,8 @@ class Bkg3D(ModelKind):
     hdu_class = "BKG_3D"
     dims = ("energy", "fov_lon", "fov_lat")
     image_dims = ("fov_lon", "fov_lat")
+    columns = (("ENERG", "TeV"), ("DETX", "deg"), ("DETY", "deg"))
+    gammapy_class = "Background3D"
 
     def __init__(self, alignment: str = "RADEC"):
         alignment = str(alignment).strip().upper()
@@ -87,35 +89,30 @@ class Bkg3D(ModelKind):
             raise RunError(events.obs_id, "EVENTS header", reason) from None
         return counts
 
-    def to_hdu(self, total, rate: np.ndarray) -> fits.BinTableHDU:
-        edges = {
-            d: np.append(total[f"{d}_lo"].values, total[f"{d}_hi"].values[-1]) for d in self.dims
-        }
-        return bkg_3d_hdu(edges["energy"], edges["fov_lon"], edges["fov_lat"], rate, self.alignment)
+    def fit(self, total):
+        """The P-spline fit of a group (:func:`~bkgdask.models.smoothing3d.fit_fov_rate`)."""
+        from .smoothing3d import fit_fov_rate  # only where models are finalized
 
-    def from_hdu(self, name: str, header, data) -> Model:
-        binning = Binning.of(
-            energy=row_edges(data, "ENERG_LO", "ENERG_HI"),
-            fov_lon=row_edges(data, "DETX_LO", "DETX_HI"),
-            fov_lat=row_edges(data, "DETY_LO", "DETY_HI"),
-        )
-        # GADF stores BKG as (lat, lon, energy) in numpy order; bkgdask works in (E, lon, lat).
-        rate = np.asarray(data["BKG"][0], dtype=np.float64).T
-        kind = Bkg3D(header.get("FOVALIGN", "RADEC"))
-        return Model(name, kind, binning, rate, dict(header))
+        return fit_fov_rate(total)
 
-    def to_gammapy(self, model: Model):
-        """gammapy ``Background3D`` in s-1 MeV-1 sr-1, with the model's ``fov_alignment``."""
-        import astropy.units as u
-        from gammapy.irf import Background3D
-        from gammapy.maps import MapAxis
+    def node_table(self, rate) -> tuple:
+        """The fit on the node grid of :func:`~bkgdask.models.gadf_nodes.gadf_bkg_3d_nodes`."""
+        from .gadf_nodes import gadf_bkg_3d_nodes
 
-        axes = [MapAxis.from_energy_edges(model.binning["energy"] * u.TeV)]
-        for dim in ("fov_lon", "fov_lat"):
-            axes.append(MapAxis.from_edges(model.binning[dim] * u.deg, name=dim))
-        return Background3D(
-            axes=axes, data=model.rate, unit=RATE_UNIT, fov_alignment=model.kind.alignment
-        )
+        return gadf_bkg_3d_nodes(rate)
+
+    def table_hdu(self, edges, rate, extra=()) -> fits.BinTableHDU:
+        """The GADF HDU with the kind's ``FOVALIGN``."""
+        hdu = super().table_hdu(edges, rate, extra)
+        hdu.header["FOVALIGN"] = self.alignment
+        return hdu
+
+    def of_header(self, header) -> Bkg3D:
+        """The kind of the header's ``FOVALIGN`` (RADEC if absent)."""
+        return Bkg3D(header.get("FOVALIGN", "RADEC"))
+
+    def gammapy_options(self) -> dict:
+        return {"fov_alignment": self.alignment}
 
 
 def bkg_3d_hdu(energy_edges, lon_edges, lat_edges, rate, alignment: str) -> fits.BinTableHDU:
@@ -132,7 +129,4 @@ def bkg_3d_hdu(energy_edges, lon_edges, lat_edges, rate, alignment: str) -> fits
     alignment : {"RADEC", "ALTAZ"}
         ``FOVALIGN`` of the model.
     """
-    axes = [("ENERG", energy_edges, "TeV"), ("DETX", lon_edges, "deg"), ("DETY", lat_edges, "deg")]
-    hdu = bkg_table_hdu(axes, rate, Bkg3D.hdu_class)
-    hdu.header["FOVALIGN"] = alignment
-    return hdu
+    return Bkg3D(alignment).table_hdu([energy_edges, lon_edges, lat_edges], rate)

@@ -7,15 +7,18 @@ matrix are 0). The penalised information of a tensor-product spline whose
 first axis has the fewest non-zero basis functions per bin is such a matrix
 (a block per coefficient of that axis).
 
-The factor costs ``~6 b m³`` per block row instead of the ``(n m)³ / 3`` of a
-dense Cholesky, and the blocks of the inverse inside the band (all that the
-traces of REML, the effective degrees of freedom and the errors of local
-averages need) cost about twice that, by the block form of Takahashi's
-recursion (Takahashi, Fagan & Chin 1973; Rue & Martino 2007):
+The block ``L D Lᵀ`` factor (``L`` unit lower triangular by blocks, ``D``
+block diagonal) costs about ``b (b + 1) m³`` per block row instead of the
+``(n m)³ / 3`` of a dense Cholesky factor, and the blocks of the inverse
+``Z`` inside the band (all that the traces of REML, the effective degrees
+of freedom and the errors of local averages need) cost about as much again,
+by the block form of Takahashi's recursion (Takahashi, Fagan & Chin 1973;
+Rue & Martino 2007):
 
-    Z_ki = −Σ_l Z_kl L̃_li  (k > i),    Z_ii = (L_ii L_iiᵀ)⁻¹ − Σ_l L̃_liᵀ Z_li,
+    Z_ki = −Σ_l Z_kl L_li  (k > i),    Z_ii = D_i⁻¹ − Σ_l L_liᵀ Z_li,
 
-with ``L̃_li = L_li L_ii⁻¹`` and ``l`` over the ``b`` block rows below ``i``.
+with ``l`` over the ``b`` block rows below ``i``. Only numpy's linear
+algebra is used.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg import lapack
 
 
 def dense(band: np.ndarray) -> np.ndarray:
@@ -38,14 +40,15 @@ def dense(band: np.ndarray) -> np.ndarray:
 
 
 class Factor(NamedTuple):
-    """Lower block Cholesky factor ``L`` (band layout) and the inverses of its diagonal blocks."""
+    """Block ``L D Lᵀ`` factor: unit lower blocks ``L`` (band layout, identity diagonal
+    blocks left out) and the inverses of the diagonal blocks ``D``."""
 
     band: np.ndarray
-    diagonal_inverse: np.ndarray
+    inverse_diagonal: np.ndarray
 
 
-def cholesky(band: np.ndarray, overwrite: bool = False) -> Factor:
-    """Block Cholesky factor of a band (``overwrite``: in the band's own memory).
+def factor(band: np.ndarray, overwrite: bool = False) -> Factor:
+    """Block ``L D Lᵀ`` factor of a band (``overwrite``: in the band's own memory).
 
     Raises
     ------
@@ -53,39 +56,36 @@ def cholesky(band: np.ndarray, overwrite: bool = False) -> Factor:
         If the matrix is not positive definite.
     """
     n_band, n, m, _ = band.shape
-    factor = band if overwrite else band.copy()
-    diagonal_inverse = np.empty((n, m, m))
+    lower = band if overwrite else band.copy()
+    inverse_diagonal = np.empty((n, m, m))
     for i in range(n):
-        lower, info = lapack.dpotrf(factor[0, i], lower=1)
-        if info == 0:
-            inverse, info = lapack.dtrtri(lower, lower=1)
-        if info != 0:
-            raise np.linalg.LinAlgError("block-banded matrix is not positive definite")
-        factor[0, i], diagonal_inverse[i] = lower, inverse
+        np.linalg.cholesky(lower[0, i])  # raises unless positive definite
+        inverse = np.linalg.inv(lower[0, i])
+        inverse_diagonal[i] = 0.5 * (inverse + inverse.T)
         k = min(n_band - 1, n - 1 - i)
         if k == 0:
             continue
-        column = factor[1 : k + 1, i].reshape(k * m, m) @ inverse.T
-        factor[1 : k + 1, i] = column.reshape(k, m, m)
+        column = lower[1 : k + 1, i].reshape(k * m, m)
+        unit = column @ inverse_diagonal[i]
         for e in range(1, k + 1):
-            update = column[(e - 1) * m :] @ column[(e - 1) * m : e * m].T
-            factor[: k - e + 1, i + e] -= update.reshape(k - e + 1, m, m)
-    return Factor(factor, diagonal_inverse)
+            update = unit[(e - 1) * m :] @ column[(e - 1) * m : e * m].T
+            lower[: k - e + 1, i + e] -= update.reshape(k - e + 1, m, m)
+        lower[1 : k + 1, i] = unit.reshape(k, m, m)
+    return Factor(lower, inverse_diagonal)
 
 
 def solve(factor: Factor, rhs: np.ndarray) -> np.ndarray:
     """``A⁻¹ rhs`` from the factor of ``A``; ``rhs`` of shape (n m,)."""
-    band, inverse = factor
-    n_band, n, m, _ = band.shape
+    lower, inverse_diagonal = factor
+    n_band, n, m, _ = lower.shape
     y = rhs.reshape(n, m).astype(np.float64, copy=True)
     for i in range(n):
         for d in range(1, min(n_band - 1, i) + 1):
-            y[i] -= band[d, i - d] @ y[i - d]
-        y[i] = inverse[i] @ y[i]
+            y[i] -= lower[d, i - d] @ y[i - d]
+    y = np.matmul(inverse_diagonal, y[:, :, None])[:, :, 0]
     for i in range(n - 1, -1, -1):
         for d in range(1, min(n_band - 1, n - 1 - i) + 1):
-            y[i] -= band[d, i].T @ y[i + d]
-        y[i] = inverse[i].T @ y[i]
+            y[i] -= lower[d, i].T @ y[i + d]
     return y.ravel()
 
 
@@ -103,14 +103,14 @@ def _window(inverse: np.ndarray, start: int, k: int) -> np.ndarray:
 
 def inverse_band(factor: Factor) -> np.ndarray:
     """The blocks of ``A⁻¹`` inside the band of ``A``, from the factor of ``A``, band layout."""
-    band, diagonal_inverse = factor
-    n_band, n, m, _ = band.shape
-    inverse = np.zeros_like(band)
+    lower, inverse_diagonal = factor
+    n_band, n, m, _ = lower.shape
+    inverse = np.zeros_like(lower)
     for i in range(n - 1, -1, -1):
-        own = diagonal_inverse[i].T @ diagonal_inverse[i]
+        own = inverse_diagonal[i].copy()
         k = min(n_band - 1, n - 1 - i)
         if k:
-            unit = band[1 : k + 1, i].reshape(k * m, m) @ diagonal_inverse[i]
+            unit = lower[1 : k + 1, i].reshape(k * m, m)
             column = -_window(inverse, i + 1, k) @ unit
             inverse[1 : k + 1, i] = column.reshape(k, m, m)
             own -= unit.T @ column

@@ -34,9 +34,9 @@ from . import blockband
 from .glam import GridDesign
 from .smoothing import (
     SmoothRate,
-    _blas,
     _default_segments,
     _kron_penalties,
+    _one_blas_thread,
     _penalty_pinv_traces,
     fellner_schall,
 )
@@ -60,7 +60,11 @@ class _State:
 
 @dataclass(frozen=True)
 class _GridProblem:
-    """Counts and exposure on the grid, its design, and the per-axis penalties."""
+    """Counts and exposure on the grid, its design, and the per-axis penalties.
+
+    Bins without exposure (excluded in every run) have no counts and take
+    no part in the likelihood.
+    """
 
     counts: np.ndarray
     exposure: np.ndarray
@@ -68,17 +72,26 @@ class _GridProblem:
     energy_penalty: np.ndarray
     other_penalties: list
 
+    @property
+    def exposed(self) -> np.ndarray:
+        return self.exposure > 0
+
     def state(self, coef: np.ndarray) -> _State:
         weighted = self.design.weighted_rate(coef)
         return _State(coef, weighted, self.exposure * self.design.mean(coef, weighted))
 
     def objective(self, state: _State, lambdas) -> float:
         """Penalised Poisson log-likelihood (up to a constant)."""
-        mu = state.mu
-        if not np.all(np.isfinite(mu) & (mu > 0)):
+        mu, exposed = state.mu, self.exposed
+        if not np.all(np.isfinite(mu) & ((mu > 0) | ~exposed)):
             return -np.inf
+        log_mu = np.log(mu, out=np.zeros_like(mu), where=exposed)
         roughness = self.roughness(state.coef)
-        return float(np.sum(self.counts * np.log(mu) - mu) - 0.5 * np.dot(lambdas, roughness))
+        return float(np.sum(self.counts * log_mu - mu) - 0.5 * np.dot(lambdas, roughness))
+
+    def per_mu(self, values: np.ndarray, state: _State) -> np.ndarray:
+        """``values / μ`` in exposed bins, 0 elsewhere."""
+        return np.divide(values, state.mu, out=np.zeros_like(state.mu), where=self.exposed)
 
     def roughness(self, coef: np.ndarray) -> np.ndarray:
         """``cᵀ S_d c`` of every axis: squared second differences of the coefficients."""
@@ -118,9 +131,9 @@ def _newton(problem: _GridProblem, state: _State, lambdas, inverse: bool = True)
     ``state`` (None unless ``inverse``) and the band of the information.
     """
     design, exposure = problem.design, problem.exposure
-    information = design.gram(state.weighted, exposure**2 / state.mu)
-    score = design.transpose(state.weighted, exposure * (problem.counts / state.mu - 1.0))
-    factor = blockband.cholesky(problem.penalised(information, lambdas), overwrite=True)
+    information = design.gram(state.weighted, problem.per_mu(exposure**2, state))
+    score = design.transpose(state.weighted, exposure * (problem.per_mu(problem.counts, state) - 1))
+    factor = blockband.factor(problem.penalised(information, lambdas), overwrite=True)
     step = blockband.solve(factor, score - problem.penalty_dot(state.coef, lambdas))
     current, length = problem.objective(state, lambdas), 1.0
     new = problem.state(state.coef + step)
@@ -169,12 +182,15 @@ def _start(problem: _GridProblem, lambdas) -> np.ndarray:
         design.weight.reshape(design.weight.shape + (1,) * (len(design.shape) - 1)),
         (design.shape[0], design.weight.shape[1], *design.shape[1:]),
     )
-    weight = problem.counts + 0.5
+    exposed = problem.exposed
+    weight = np.where(exposed, problem.counts + 0.5, 0.0)
+    target = np.log(np.divide(weight, problem.exposure, out=np.ones_like(weight), where=exposed))
     normal = problem.penalised(design.gram(flat, weight), lambdas)
-    rhs = design.transpose(flat, weight * np.log(weight / problem.exposure))
-    return blockband.solve(blockband.cholesky(normal, overwrite=True), rhs)
+    rhs = design.transpose(flat, weight * target)
+    return blockband.solve(blockband.factor(normal, overwrite=True), rhs)
 
 
+@_one_blas_thread
 def fit_grid_rate(
     counts,
     exposure,
@@ -191,7 +207,8 @@ def fit_grid_rate(
     Parameters
     ----------
     counts, exposure : array-like
-        Per bin, shape (N_0, N_1, N_2); counts >= 0, exposure > 0 (s MeV sr).
+        Per bin, shape (N_0, N_1, N_2); counts >= 0, exposure >= 0 (s MeV sr),
+        counts 0 where exposure is.
     edges : list of array-like
         Bin edges of each axis (TeV, deg, deg).
     scales : sequence of str
@@ -214,8 +231,10 @@ def fit_grid_rate(
     shape = tuple(a.edges.size - 1 for a in axes)
     if counts.shape != shape or exposure.shape != shape:
         raise ValueError(f"counts and exposure must have shape {shape}")
-    if np.any(counts < 0) or not np.all(np.isfinite(counts)) or np.any(~(exposure > 0)):
-        raise ValueError("counts must be finite and >= 0, exposure > 0 in every bin")
+    if np.any(counts < 0) or not np.all(np.isfinite(counts)) or np.any(~(exposure >= 0)):
+        raise ValueError("counts must be finite and >= 0, exposure >= 0 in every bin")
+    if np.any(counts[exposure == 0] > 0):
+        raise ValueError("counts in bins without exposure")
     if counts.sum() <= 0:
         raise ValueError("no counts: a positive rate cannot be estimated")
     n_segments = n_segments or [_default_segments(shape[0])] + [
@@ -234,10 +253,9 @@ def fit_grid_rate(
     )
     select = lambdas is None
     start = np.asarray([1.0] * len(axes) if select else lambdas, dtype=np.float64)
-    with _blas().limit(limits=1, user_api="blas"):
-        state = problem.state(_start(problem, start))
-        state, lam, n_iter = _fit(problem, bases, state, start, select, max_iter)
-        return _result(problem, axes, bases, state, lam, n_iter)
+    state = problem.state(_start(problem, start))
+    state, lam, n_iter = _fit(problem, bases, state, start, select, max_iter)
+    return _result(problem, axes, bases, state, lam, n_iter)
 
 
 def _fov_segments(axis: RateAxis, n_bins: int) -> int:
@@ -248,8 +266,8 @@ def _fov_segments(axis: RateAxis, n_bins: int) -> int:
 
 def _result(problem: _GridProblem, axes, bases, state: _State, lambdas, n_iter):
     """Band of the covariance, effective degrees of freedom and deviance at the optimum."""
-    information = problem.design.gram(state.weighted, problem.exposure**2 / state.mu)
-    factor = blockband.cholesky(problem.penalised(information, lambdas))
+    information = problem.design.gram(state.weighted, problem.per_mu(problem.exposure**2, state))
+    factor = blockband.factor(problem.penalised(information, lambdas))
     covariance = blockband.inverse_band(factor)
     y, mu = problem.counts, state.mu
     ratio = np.where(y > 0, y / mu, 1.0)
@@ -281,13 +299,13 @@ class GridSmoothRate(SmoothRate):
         return GridDesign(self.axes, self.bases, edges, n_points)
 
     def log_rate_at(self, *points) -> np.ndarray:
-        """Natural log of the rate at points; an outer grid (one axis per array) by GLAM."""
+        """Natural log of the rate at points; on an outer grid (one axis per array) by GLAM."""
         arrays = [np.asarray(p, dtype=np.float64) for p in points]
-        grid = all(
+        outer = all(
             a.ndim == len(arrays) and all(n == 1 for e, n in enumerate(a.shape) if e != d)
             for d, a in enumerate(arrays)
         )
-        if not grid:
+        if not outer:
             return super().log_rate_at(*points)
         matrices = [
             basis.matrix(_to_coord(axis.scale, a.ravel()))
@@ -299,6 +317,7 @@ class GridSmoothRate(SmoothRate):
             log_rate = np.tensordot(log_rate, matrix, axes=([1], [1]))
         return log_rate
 
+    @_one_blas_thread
     def rate_error(self, *edges, n_points: int = 5) -> np.ndarray:
         """1-sigma statistical error of :meth:`bin_average` (same arguments and shape)."""
         design = self._design(edges, n_points)
