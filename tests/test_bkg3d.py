@@ -8,6 +8,7 @@ from astropy.io import fits
 from astropy.table import Table
 from click.testing import CliRunner
 from distributed import Client, LocalCluster
+from helpers import per_run_expected
 from scipy import stats
 
 import bkgdask
@@ -17,7 +18,7 @@ from bkgdask.errors import ConfigError
 from bkgdask.models import get_kind, read_models
 from bkgdask.models.base import Model
 from bkgdask.models.bkg3d import Bkg3D, bkg_3d_hdu
-from bkgdask.sim.simulate3d import Simulation3DConfig, run_header, simulate_store_3d
+from bkgdask.sim.simulate3d import Simulation3DConfig, simulate_store_3d
 from bkgdask.sim.truth import TruthModel
 from bkgdask.sim.truth3d import Truth3D
 
@@ -33,10 +34,10 @@ SPECTRUM = TruthModel(norm=8e-4, offset_max=3.0)
 MIN_EXPECTED = 20.0
 
 
-def build_config(alignment: str, scheduler: str = "sync") -> BuildConfig:
+def build_config(alignment: str, scheduler: str = "sync", smoothing="pspline") -> BuildConfig:
     return BuildConfig().updated(
         {
-            "model": {"kind": "bkg_3d", "fov_alignment": alignment},
+            "model": {"kind": "bkg_3d", "fov_alignment": alignment, "smoothing": smoothing},
             "binning": BINNING,
             "grouping": {"zenith": {"edges": [0, 90], "unit": "deg"}},
             "compute": {"scheduler": scheduler, "progress": False},
@@ -58,25 +59,6 @@ def altaz_store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def radec_store(tmp_path_factory):
     return simulate(tmp_path_factory.mktemp("radec") / "store", "RADEC")
-
-
-def per_run_expected(store, config: Simulation3DConfig, binning, alignment: str) -> np.ndarray:
-    """The truth's expected counts of every run in the model's bins, (n_runs, n_e, n_lon, n_lat)."""
-    index = Table.read(store / "obs-index.fits.gz")
-    ra_pnt = dict(zip(index["OBS_ID"], index["RA_PNT"], strict=True))
-    return np.array(
-        [
-            config.truth.expected_counts(
-                binning["energy"],
-                binning["fov_lon"],
-                binning["fov_lat"],
-                alignment,
-                run_header(ra_pnt[obs_id], config.dec_pnt),
-                config.gti(i),
-            )
-            for i, obs_id in enumerate(config.obs_ids)
-        ]
-    )
 
 
 def run_p_values(store, sim_config, alignment: str) -> tuple[np.ndarray, float]:
@@ -139,7 +121,7 @@ def test_bundle_read_by_gammapy(altaz_store, tmp_path):
     from gammapy.data import DataStore
 
     store, sim_config = altaz_store
-    result = bkgdask.build(store, build_config("altaz"))
+    result = bkgdask.build(store, build_config("altaz", smoothing="none"))
     bundle = result.write(tmp_path / "bkg.fits.gz")
     obs_id = sim_config.obs_ids[2]
     background = DataStore.from_file(bundle).obs(obs_id, required_irf=["bkg"]).bkg
@@ -196,8 +178,10 @@ def test_cli_builds_altaz_models(altaz_store, tmp_path):
     assert result.exit_code == 0, result.output
     with fits.open(out) as hdul:
         (bkg,) = [h for h in hdul if h.header.get("HDUCLAS4") == "BKG_3D"]
-        assert bkg.header["FOVALIGN"] == "ALTAZ"
-        assert bkg.data["BKG"][0].shape == (60, 60, 19)
+        assert bkg.header["FOVALIGN"] == "ALTAZ" and bkg.header["SMMETHOD"] == "PSPLINE"
+        assert bkg.data["COUNTS"][0].shape == (60, 60, 19)
+        # the smooth rate on its node grid: 32 energy nodes a decade, the build's pixels
+        assert bkg.data["BKG"][0].shape == (60, 60, 97)
 
 
 def test_plot_refuses_3d_models(altaz_store, tmp_path):

@@ -16,6 +16,7 @@ from .fov import pixel_solid_angles
 from .kernel3d import ALIGNMENTS, histogram_fov
 from .table_kind import TableKind
 
+
 class Bkg3D(TableKind):
     """GADF ``BKG_3D``: energy (TeV) x FoV lon x FoV lat (deg), gammapy's ``Background3D``.
 

@@ -120,9 +120,7 @@ def gadf_bkg_2d_nodes(
         model's unit; ready for :func:`bkgdask.models.bkg2d.bkg_2d_hdu`.
     """
     energy_axis, offset_axis = model.axes
-    energy_edges, energies = energy_nodes(
-        energy_axis, energy_range, nodes_per_decade, end_fraction
-    )
+    energy_edges, energies = energy_nodes(energy_axis, energy_range, nodes_per_decade, end_fraction)
     o_lo, o_hi = offset_range or offset_axis.edges[[0, -1]]
     o_steps = max(2, int(np.ceil((o_hi - o_lo) / offset_step)))
     offset_edges = node_edges(o_lo, o_hi, o_steps, end_fraction)
@@ -152,10 +150,10 @@ def gadf_bkg_3d_nodes(
         unit; ready for :func:`bkgdask.models.bkg3d.bkg_3d_hdu`.
     """
     energy_axis, lon_axis, lat_axis = model.axes
-    energy_edges, energies = energy_nodes(
-        energy_axis, energy_range, nodes_per_decade, end_fraction
-    )
+    energy_edges, energies = energy_nodes(energy_axis, energy_range, nodes_per_decade, end_fraction)
     lon, lat = lon_axis.edges, lat_axis.edges
     centres = [0.5 * (e[:-1] + e[1:]) for e in (lon, lat)]
-    rate = model.rate_at(energies[:, None, None], centres[0][None, :, None], centres[1][None, None, :])
+    rate = model.rate_at(
+        energies[:, None, None], centres[0][None, :, None], centres[1][None, None, :]
+    )
     return energy_edges, lon, lat, rate

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .splines import _window
+from .splines import _to_coord, _window
 
 
 def _contract(values: np.ndarray, matrices, transpose: bool = False) -> np.ndarray:
@@ -33,6 +33,14 @@ def _contract(values: np.ndarray, matrices, transpose: bool = False) -> np.ndarr
     for matrix in matrices:
         values = np.tensordot(values, matrix, axes=([1], [0 if transpose else 1]))
     return values
+
+
+def _coefficients_per_bin(axis, basis, edges) -> int:
+    """Most basis functions any bin of an axis overlaps (whatever its quadrature points)."""
+    position = (_to_coord(axis.scale, np.asarray(edges, dtype=np.float64)) - basis.lo) / basis.step
+    first = np.clip(np.floor(position[:-1]), 0, basis.n_segments - 1)
+    last = np.clip(np.ceil(position[1:]) - 1, 0, basis.n_segments - 1)
+    return int(np.max(last - first)) + basis.degree + 1
 
 
 def _contract_rows(values: np.ndarray, rows) -> np.ndarray:
@@ -69,11 +77,12 @@ class GridDesign:
         basis = bases[0].matrix(u)
         self.first, self.window = _window(basis)
         self.basis = basis.reshape(-1, bases[0].n_coef)
-        self.others = [b.matrix(a.quadrature(e, 1)[0][:, 0]) for a, b, e in zip(axes[1:], bases[1:], edges[1:])]
+        centres = [a.quadrature(e, 1)[0][:, 0] for a, e in zip(axes[1:], edges[1:])]
+        self.others = [b.matrix(c) for b, c in zip(bases[1:], centres)]
         self.shape = (u.shape[0], *(m.shape[0] for m in self.others))
         self.n_coef = tuple(b.n_coef for b in bases)
-        self.n_band = int(max(self.window.shape[-1], 3))
-        self._rows = [np.einsum("na,nb->nab", m, m).reshape(m.shape[0], -1) for m in self.others]
+        self.n_band = max(_coefficients_per_bin(axes[0], bases[0], edges[0]), 3)
+        self.rows = [np.einsum("na,nb->nab", m, m).reshape(m.shape[0], -1) for m in self.others]
 
     def weighted_rate(self, coef: np.ndarray) -> np.ndarray:
         """Rate x quadrature weight at every point, (N_0, Q, N_1, ..., N_n)."""
@@ -133,8 +142,10 @@ class GridDesign:
         products = np.empty((n0, q1.size, rate.shape[-1]))
         for q in range(n_points):  # pairs (q, q'), q' >= q, in triu order
             start = q * n_points - q * (q - 1) // 2
-            np.multiply(rate[:, q : q + 1], rate[:, q:], out=products[:, start : start + n_points - q])
-        spatial = _contract_rows(products.reshape(-1, *self.shape[1:]), self._rows)
+            np.multiply(
+                rate[:, q : q + 1], rate[:, q:], out=products[:, start : start + n_points - q]
+            )
+        spatial = _contract_rows(products.reshape(-1, *self.shape[1:]), self.rows)
         p1, p2 = np.triu_indices(width)
         window = self.window
         coupling = window[:, q1][:, :, p1] * window[:, q2][:, :, p2]
@@ -143,14 +154,11 @@ class GridDesign:
         starts = np.flatnonzero(np.diff(self.first, prepend=-1) > 0)
         if starts.size < n0:  # bins sharing their first coefficient
             blocks = np.add.reduceat(blocks, starts, axis=0)
-        first = self.first[starts]
-        if np.all(np.diff(first) == 1):  # a slice: faster than an index array
-            first = slice(first[0], first[-1] + 1)
+        first = self.first[starts]  # increasing: no index repeats within one addition
         k = self.n_coef[1:]
         band = np.zeros((self.n_band, self.n_coef[0], blocks.shape[-1]))
         for index, (p, q) in enumerate(zip(p1, p2)):
-            rows = first + p if isinstance(first, np.ndarray) else slice(first.start + p, first.stop + p)
-            band[q - p, rows] += blocks[:, index]
+            band[q - p, first + p] += blocks[:, index]
         square = [n for n in k for _ in (0, 1)]
         order = [*range(2, 2 + 2 * len(k), 2), *range(3, 3 + 2 * len(k), 2)]
         m = int(np.prod(k))

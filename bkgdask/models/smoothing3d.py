@@ -32,8 +32,8 @@ import numpy as np
 
 from . import blockband
 from .glam import GridDesign
+from .grid_rate import GridSmoothRate
 from .smoothing import (
-    SmoothRate,
     _default_segments,
     _kron_penalties,
     _one_blas_thread,
@@ -265,88 +265,25 @@ def _fov_segments(axis: RateAxis, n_bins: int) -> int:
 
 
 def _result(problem: _GridProblem, axes, bases, state: _State, lambdas, n_iter):
-    """Band of the covariance, effective degrees of freedom and deviance at the optimum."""
+    """Bands of the penalised information and of its inverse, effective degrees of freedom
+    and deviance at the optimum."""
     information = problem.design.gram(state.weighted, problem.per_mu(problem.exposure**2, state))
-    factor = blockband.factor(problem.penalised(information, lambdas))
-    covariance = blockband.inverse_band(factor)
+    penalised = problem.penalised(information, lambdas)
+    covariance = blockband.inverse_band(blockband.factor(penalised))
     y, mu = problem.counts, state.mu
-    ratio = np.where(y > 0, y / mu, 1.0)
+    ratio = np.divide(y, mu, out=np.ones_like(y), where=y > 0)
     return GridSmoothRate(
         axes=axes,
         bases=bases,
         coef=state.coef.reshape([b.n_coef for b in bases]),
         covariance=covariance,
+        precision=penalised,
         lambdas=tuple(float(x) for x in lambdas),
         edf=blockband.band_dot(covariance, information),
         deviance=float(2 * np.sum(y * np.log(ratio) - (y - mu))),
         n_bins=int(y.size),
         n_iter=int(n_iter),
     )
-
-
-@dataclass(frozen=True)
-class GridSmoothRate(SmoothRate):
-    """A :class:`SmoothRate` over a grid whose covariance is held as a band.
-
-    ``covariance`` holds the blocks of the posterior covariance within the
-    band of the penalised information (:mod:`bkgdask.models.blockband`
-    layout, a block per energy coefficient); bin averages take the FoV axes
-    at their bin centres (:class:`~bkgdask.models.glam.GridDesign`).
-    """
-
-    def _design(self, edges, n_points) -> GridDesign:
-        edges = edges or [a.edges for a in self.axes]
-        return GridDesign(self.axes, self.bases, edges, n_points)
-
-    def log_rate_at(self, *points) -> np.ndarray:
-        """Natural log of the rate at points; on an outer grid (one axis per array) by GLAM."""
-        arrays = [np.asarray(p, dtype=np.float64) for p in points]
-        outer = all(
-            a.ndim == len(arrays) and all(n == 1 for e, n in enumerate(a.shape) if e != d)
-            for d, a in enumerate(arrays)
-        )
-        if not outer:
-            return super().log_rate_at(*points)
-        matrices = [
-            basis.matrix(_to_coord(axis.scale, a.ravel()))
-            for axis, basis, a in zip(self.axes, self.bases, arrays)
-        ]
-        log_rate = matrices[0] @ self.coef.reshape(self.coef.shape[0], -1)
-        log_rate = log_rate.reshape(-1, *self.coef.shape[1:])
-        for matrix in matrices[1:]:
-            log_rate = np.tensordot(log_rate, matrix, axes=([1], [1]))
-        return log_rate
-
-    @_one_blas_thread
-    def rate_error(self, *edges, n_points: int = 5) -> np.ndarray:
-        """1-sigma statistical error of :meth:`bin_average` (same arguments and shape)."""
-        design = self._design(edges, n_points)
-        n_band = self.covariance.shape[0]
-        if design.n_band > n_band:
-            raise ValueError("bins wider than the fitted ones: their errors are outside the band")
-        weighted = design.weighted_rate(self.coef)
-        n0 = design.shape[0]
-        local = np.einsum("iqs,iqp->ips", weighted.reshape(n0, weighted.shape[1], -1), design.window)
-        spatial = _band_at_centres(self.covariance, design)
-        variance = np.zeros(local[:, 0].shape)
-        width = local.shape[1]
-        for p in range(width):
-            for q in range(width):
-                low, high = min(p, q), max(p, q)
-                block = spatial[high - low, design.first + low]
-                variance += local[:, p] * local[:, q] * block
-        return np.sqrt(np.maximum(variance, 0.0)).reshape(design.shape)
-
-
-def _band_at_centres(covariance: np.ndarray, design: GridDesign) -> np.ndarray:
-    """``sᵀ C_aa' s`` for every band block and FoV bin centre ``s``, (n_band, K_0, S)."""
-    n_band, k0, m, _ = covariance.shape
-    n1, n2 = (b.shape[1] for b in design.others)
-    blocks = covariance.reshape(n_band * k0, n1, n2, n1, n2).transpose(0, 1, 3, 2, 4)
-    blocks = blocks.reshape(n_band * k0, n1 * n1, n2 * n2)
-    rows = design._rows
-    values = rows[0] @ blocks @ rows[1].T
-    return values.reshape(n_band, k0, -1)
 
 
 def fit_fov_rate(total, **kwargs) -> GridSmoothRate:
