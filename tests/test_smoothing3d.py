@@ -66,7 +66,7 @@ def test_smoothed_model_passes_the_truth_check_and_keeps_the_integral(store, bun
     _, smoothed, raw = bundles
     model = only_model(smoothed)
     expected = truth_counts(store, model)
-    assert model.header["SMMETHOD"] == "PSPLINE" and model.header["SMNSEG2"] == 5
+    assert model.header["SMMETHOD"] == "PSPLINE" and model.header["SMNSEG2"] == 4
     for bundle in (smoothed, raw):
         assert compare_to_expected(only_model(bundle), expected).p_value > 1e-3
     # a 5 % bias is caught (the group holds ~50,000 counts)

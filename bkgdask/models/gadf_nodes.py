@@ -22,7 +22,7 @@ BKG_3D (gammapy's ``Background3D``, interpolated the same way, linearly in
 FoV lon and lat) gets the same energy nodes; in FoV lon and lat its nodes
 are the build's pixel centres, with the rate's point values. The pixels
 (0.1° by default) are far smaller than the scale on which ``log(rate)``
-bends across the field of view (spline segments of 1.2°, a falloff of
+bends across the field of view (spline segments of 1.5°, a falloff of
 degrees): linear interpolation between centres ``h`` apart misses by at
 most ``h² |∂² log(rate)| / 8`` (about 1e-3 at 0.1°), and gammapy's
 extrapolation over the outermost half pixels stays as close.

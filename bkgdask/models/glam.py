@@ -83,6 +83,7 @@ class GridDesign:
         self.n_coef = tuple(b.n_coef for b in bases)
         self.n_band = max(_coefficients_per_bin(axes[0], bases[0], edges[0]), 3)
         self.rows = [np.einsum("na,nb->nab", m, m).reshape(m.shape[0], -1) for m in self.others]
+        self._buffers: dict[str, np.ndarray] = {}
 
     def weighted_rate(self, coef: np.ndarray) -> np.ndarray:
         """Rate x quadrature weight at every point, (N_0, Q, N_1, ..., N_n)."""
@@ -139,28 +140,43 @@ class GridDesign:
         n0, n_points, width = self.window.shape
         rate = weighted.reshape(n0, n_points, -1) * np.sqrt(per_bin).reshape(n0, 1, -1)
         q1, q2 = np.triu_indices(n_points)
-        products = np.empty((n0, q1.size, rate.shape[-1]))
+        products = self._buffer("products", (n0, q1.size, rate.shape[-1]))
         for q in range(n_points):  # pairs (q, q'), q' >= q, in triu order
             start = q * n_points - q * (q - 1) // 2
-            np.multiply(
-                rate[:, q : q + 1], rate[:, q:], out=products[:, start : start + n_points - q]
-            )
+            stop = start + n_points - q
+            np.multiply(rate[:, q : q + 1], rate[:, q:], out=products[:, start:stop])
         spatial = _contract_rows(products.reshape(-1, *self.shape[1:]), self.rows)
         p1, p2 = np.triu_indices(width)
         window = self.window
         coupling = window[:, q1][:, :, p1] * window[:, q2][:, :, p2]
         coupling += (q1 != q2)[:, None] * window[:, q2][:, :, p1] * window[:, q1][:, :, p2]
-        blocks = np.matmul(coupling.transpose(0, 2, 1), spatial.reshape(n0, q1.size, -1))
+        blocks = self._buffer("blocks", (n0, p1.size, spatial.shape[-1]))
+        np.matmul(coupling.transpose(0, 2, 1), spatial.reshape(n0, q1.size, -1), out=blocks)
+        return self._band(blocks, p1, p2)
+
+    def _band(self, blocks: np.ndarray, p1, p2) -> np.ndarray:
+        """The band of the blocks of every first-axis bin and pair ``(p1, p2)`` of its window."""
         starts = np.flatnonzero(np.diff(self.first, prepend=-1) > 0)
-        if starts.size < n0:  # bins sharing their first coefficient
+        if starts.size < blocks.shape[0]:  # bins sharing their first coefficient
             blocks = np.add.reduceat(blocks, starts, axis=0)
         first = self.first[starts]  # increasing: no index repeats within one addition
-        k = self.n_coef[1:]
-        band = np.zeros((self.n_band, self.n_coef[0], blocks.shape[-1]))
+        rows = slice(first[0], first[-1] + 1) if np.all(np.diff(first) == 1) else first
+        band = self._buffer("band", (self.n_band, self.n_coef[0], blocks.shape[-1]))
+        band.fill(0.0)
         for index, (p, q) in enumerate(zip(p1, p2)):
-            band[q - p, first + p] += blocks[:, index]
-        square = [n for n in k for _ in (0, 1)]
+            if isinstance(rows, slice):
+                band[q - p, rows.start + p : rows.stop + p] += blocks[:, index]
+            else:
+                band[q - p, rows + p] += blocks[:, index]
+        k = self.n_coef[1:]
+        square = [n for n in k for _ in (0, 1)]  # (K_1, K_1, K_2, K_2, ...) -> (K_1, K_2, ..)²
         order = [*range(2, 2 + 2 * len(k), 2), *range(3, 3 + 2 * len(k), 2)]
         m = int(np.prod(k))
-        band = band.reshape(*band.shape[:2], *square).transpose(0, 1, *order)
-        return np.ascontiguousarray(band).reshape(*band.shape[:2], m, m)
+        band = band.reshape(*band.shape[:2], *square).transpose(0, 1, *order).copy()
+        return band.reshape(*band.shape[:2], m, m)
+
+    def _buffer(self, name: str, shape) -> np.ndarray:
+        """A scratch array kept between calls (fresh pages cost as much as the arithmetic)."""
+        if name not in self._buffers or self._buffers[name].shape != shape:
+            self._buffers[name] = np.empty(shape)
+        return self._buffers[name]

@@ -43,7 +43,7 @@ from .smoothing import (
 from .splines import RateAxis, SplineBasis, _to_coord
 
 #: FoV spline segment length, deg.
-FOV_SEGMENT_DEG = 1.2
+FOV_SEGMENT_DEG = 1.5
 #: Largest gain of the penalty-weight steps: the energy and FoV weights trade off against
 #: each other, and the dense fit's gain of up to 8 makes them overshoot in turn.
 MAX_GAIN = 2.0
