@@ -4,13 +4,13 @@ The model, likelihood, penalties and REML criterion are those of
 :mod:`bkgdask.models.smoothing`: ``log(rate)`` a tensor-product cubic
 B-spline in (``ln E``, FoV lon, FoV lat), second-difference penalties along
 each axis, weights by the extended Fellner-Schall update. What differs is
-the arithmetic, since a 3-D grid (19 x 60 x 60 bins) would make the dense
-Jacobian 68,400 x 1,782 and the penalised information 1,782² (a dense
-inverse of it takes 0.15 s, and REML needs one per step):
+the arithmetic: on the default grid (19 x 60 x 60 bins, 22 x 7 x 7 = 1,078
+coefficients) a dense Jacobian would take 590 MB and REML would invert the
+1,078² penalised information at every step. Here
 
-* the FoV axes get fewer segments than bins (1° by default: the background
-  varies over degrees, the pixels are 0.1°), and pixels are taken at their
-  centres (:mod:`bkgdask.models.glam`);
+* the FoV axes get fewer segments than bins (:data:`FOV_SEGMENT_DEG`: the
+  background varies over degrees, the pixels are 0.1°), and pixels are
+  taken at their centres (:mod:`bkgdask.models.glam`);
 * bin averages, the score and the information are array contractions
   (GLAM), never the Jacobian;
 * the information is block-banded by energy coefficient (a bin touches 4
@@ -18,10 +18,12 @@ inverse of it takes 0.15 s, and REML needs one per step):
   formed (:mod:`bkgdask.models.blockband`): that band is all REML's traces,
   the effective degrees of freedom and the errors of bin averages need.
 
+A fit of a H.E.S.S. DR1 zenith group takes 9 to 12 steps, about 0.2 s.
 Where the data end the rate continues log-linearly as in 2-D: below the
 first and above the last event in energy (a power law), and in FoV lon/lat
 where pixels are empty (an exponential in each coordinate), so the rate is
-positive and finite everywhere.
+positive and finite everywhere; bins without exposure are left out of the
+likelihood and take the smooth rate.
 """
 
 from __future__ import annotations
