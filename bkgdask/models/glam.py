@@ -9,9 +9,10 @@ weights with the per-axis row tensors ``G_d[n] = B_d[n] ⊗ B_d[n]``.
 The first axis (energy) is averaged over each bin with Gauss-Legendre
 points in its coordinate, as :class:`bkgdask.models.splines.BinDesign`
 does; the other axes are taken at their bin centres (the midpoint rule: a
-bin much narrower than a spline segment, e.g. a 0.1° FoV pixel under 1°
-segments, averages ``exp(spline)`` to ``1 + h² (s'' + s'²) / 24``, below
-1e-3). The information is then exact, block-banded by the first axis: a
+bin much narrower than a spline segment, e.g. a 0.1° FoV pixel under 1.5°
+segments, averages ``exp(spline)`` to ``1 + h² (s'' + s'²) / 24`` times its
+centre value, 6e-4 weighted by counts on the H.E.S.S. DR1 off runs). The
+information is then exact, block-banded by the first axis: a
 block per coefficient of that axis, blocks more than ``b`` apart zero
 (:mod:`bkgdask.models.blockband`).
 """
