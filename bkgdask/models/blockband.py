@@ -1,4 +1,4 @@
-"""Symmetric positive-definite block-banded matrices: Cholesky factor, solves, band of the inverse.
+"""Symmetric positive-definite block-banded matrices: L D Lᵀ factor, solves, band of the inverse.
 
 A matrix of ``n`` x ``n`` blocks of size ``m`` whose blocks vanish more
 than ``b`` blocks off the diagonal is stored by its lower blocks,
