@@ -17,6 +17,7 @@ from bkgdask.plotting import (
     draw_lat_profiles,
     lat_profile,
     lat_ratio,
+    model_error,
     plot_bundle,
 )
 from bkgdask.sim.simulate3d import Simulation3DConfig, simulate_store_3d
@@ -36,21 +37,25 @@ GRADIENT = 0.3
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
-    """An ALTAZ and a RADEC bundle of one simulated store whose background is fixed in Alt/Az."""
+    """ALTAZ and RADEC bundles (and an ALTAZ histogram) of a store whose background is in Alt/Az."""
     tmp = tmp_path_factory.mktemp("plot3d")
     truth = Truth3D(gradient=GRADIENT, spectrum=TruthModel(norm=8e-4, offset_max=3.0))
     store = simulate_store_3d(tmp / "store", Simulation3DConfig(n_obs=4, seed=2, truth=truth))
     out = {}
-    for alignment in ("ALTAZ", "RADEC"):
+    for key, alignment, smoothing in (
+        ("ALTAZ", "ALTAZ", "pspline"),
+        ("RADEC", "RADEC", "pspline"),
+        ("ALTAZ-histogram", "ALTAZ", "none"),
+    ):
         config = BuildConfig().updated(
             {
-                "model": {"kind": "bkg_3d", "fov_alignment": alignment},
+                "model": {"kind": "bkg_3d", "fov_alignment": alignment, "smoothing": smoothing},
                 "binning": BINNING,
                 "grouping": {"zenith": {"edges": [0, 90], "unit": "deg"}},
                 "compute": {"scheduler": "sync", "progress": False},
             }
         )
-        out[alignment] = bkgdask.build(store, config).write(tmp / f"{alignment}.fits")
+        out[key] = bkgdask.build(store, config).write(tmp / f"{key}.fits")
     return out
 
 
@@ -103,8 +108,10 @@ def test_fov_panels_are_not_blank(plt, bundles):
         plt.close(fig)
 
 
-def test_fov_images_are_the_models_rate_and_error(plt, bundles):
-    model = model_of(bundles["ALTAZ"])
+@pytest.mark.parametrize("key", ["ALTAZ", "ALTAZ-histogram"])
+def test_fov_images_are_the_models_rate_and_error(plt, bundles, key):
+    model = model_of(bundles[key])
+    assert model.smoothed == (key == "ALTAZ")
     assert model.counts is not None and model.counts.sum() > 10_000
     fig, axes = plt.subplots(1, 2)
     try:
@@ -117,7 +124,10 @@ def test_fov_images_are_the_models_rate_and_error(plt, bundles):
             assert np.ptp(drawn.compressed()) > 0.5 * drawn.max()  # not constant
             error = np.ma.asarray(error_mesh.get_array()).reshape(rate.T.shape)
             has = counts.T > 0
-            np.testing.assert_allclose(error[has], 1 / np.sqrt(counts.T[has]), rtol=1e-12)
+            expected = (model_error(model)[index] / rate).T
+            if not model.smoothed:  # the histogram's Poisson error; else the fit's
+                np.testing.assert_allclose(expected[has], 1 / np.sqrt(counts.T[has]), rtol=1e-12)
+            np.testing.assert_allclose(error[has], expected[has], rtol=1e-12)
             assert np.all(error.mask[~has])  # empty pixels: no error, drawn grey
             assert np.ptp(error.compressed()) > 0
         assert "empty pixels" in axes[1].get_title()  # the highest energy bin has some
@@ -127,14 +137,15 @@ def test_fov_images_are_the_models_rate_and_error(plt, bundles):
         plt.close(fig)
 
 
-def test_lat_profile_shows_the_altitude_gradient(plt, bundles):
-    model = model_of(bundles["ALTAZ"])
+@pytest.mark.parametrize("key", ["ALTAZ-histogram", "ALTAZ"])
+def test_lat_profile_shows_the_altitude_gradient(plt, bundles, key):
+    model = model_of(bundles[key])
     strip = np.abs(0.5 * (model.binning["fov_lon"][:-1] + model.binning["fov_lon"][1:])) <= 0.5
     edges, rate, error = lat_profile(model, 1.0)
-    # a histogram's exposure-weighted mean is the strip's counts over its exposure
     counts, exposure = model.counts[1][strip].sum(axis=0), model.exposure[1][strip].sum(axis=0)
-    np.testing.assert_allclose(rate, counts / exposure, rtol=1e-9)
-    np.testing.assert_allclose(error, np.sqrt(counts) / exposure, rtol=1e-9)
+    if not model.smoothed:  # a histogram's exposure-weighted mean: the strip's counts / exposure
+        np.testing.assert_allclose(rate, counts / exposure, rtol=1e-9)
+        np.testing.assert_allclose(error, np.sqrt(counts) / exposure, rtol=1e-9)
     _, ratio, ratio_error = lat_ratio(model, 1.0)
     centres = 0.5 * (edges[10:-1] + edges[11:])
     truth = (1 + GRADIENT * centres) / (1 - GRADIENT * centres)

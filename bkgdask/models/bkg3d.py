@@ -1,11 +1,14 @@
 """BKG_3D: rate over reconstructed energy and FoV lon/lat, aligned with RA/Dec or Alt/Az.
 
-The rate is the histogram, counts / exposure. Beside ``BKG`` the HDU holds,
-on the same bins, the ``COUNTS`` and ``EXPOSURE`` the model was made from
-(exclusion regions take events and exposure away, so the counts are not the
-rate times the observation time and pixel size). A pixel that exclusion
-regions covered in every run has no exposure: it takes the rate of the
-exposed pixels at its FoV offset (:func:`fill_unexposed`).
+The rate is a histogram or a P-spline fit in (``ln E``, FoV lon, FoV lat)
+(:mod:`.smoothing3d`), written as :mod:`.table_kind` says, the fit on the
+node grid of :func:`~bkgdask.models.gadf_nodes.gadf_bkg_3d_nodes`. Beside
+``BKG`` the HDU holds, on the build's bins, the ``COUNTS`` and ``EXPOSURE``
+the model was made from (exclusion regions take events and exposure away).
+A pixel that exclusion regions covered in every run has no exposure: the
+histogram gives it the rate of the exposed pixels at its FoV offset
+(:func:`fill_unexposed`); the fit leaves it out of the likelihood and gives
+it the smooth rate.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 from astropy.io import fits
 
 from ..errors import RunError
-from .base import RATE_UNIT, Model, ModelKind, edges_of
+from .base import edges_of
 from .binning import Binning
 from .fov import (
     RunPointing,
@@ -26,18 +29,13 @@ from .fov import (
     subpixel_shifts,
     vectors_to_lonlat,
 )
-from .gadf_table import bkg_table_hdu, row_edges, table_column
 from .kernel3d import ALIGNMENTS, histogram_fov
+from .table_kind import TableKind
 
 log = logging.getLogger(__name__)
 
-#: GADF names of the FoV axes' edge columns (gammapy's ``fov_lon`` and ``fov_lat``).
-FOV_COLUMNS = {"fov_lon": "DETX", "fov_lat": "DETY"}
-#: Columns beside ``BKG`` on the same bins: (name, unit), each (lat, lon, energy) like ``BKG``.
-BUILD_COLUMNS = (("COUNTS", ""), ("EXPOSURE", "s MeV sr"))
 
-
-class Bkg3D(ModelKind):
+class Bkg3D(TableKind):
     """GADF ``BKG_3D``: energy (TeV) x FoV lon x FoV lat (deg), gammapy's ``Background3D``.
 
     The registered instance is RADEC-aligned; :meth:`with_model_config` gives
@@ -54,6 +52,8 @@ class Bkg3D(ModelKind):
     hdu_class = "BKG_3D"
     dims = ("energy", "fov_lon", "fov_lat")
     image_dims = ("fov_lon", "fov_lat")
+    columns = (("ENERG", "TeV"), ("DETX", "deg"), ("DETY", "deg"))
+    gammapy_class = "Background3D"
 
     def __init__(self, alignment: str = "RADEC"):
         alignment = str(alignment).strip().upper()
@@ -141,50 +141,38 @@ class Bkg3D(ModelKind):
             raise RunError(events.obs_id, "EVENTS header", reason) from None
         return counts
 
-    def finalize(self, total, model=None) -> np.ndarray:
+    def histogram_rate(self, total) -> np.ndarray:
         """Rate = counts / exposure; pixels without exposure filled (:func:`fill_unexposed`)."""
         exposure = total["exposure"].values
         if np.all(exposure > 0):
-            return super().finalize(total)
+            return super().histogram_rate(total)
         binning = edges_of(total, self.dims)
         return fill_unexposed(total["counts"].values, exposure, binning)
 
-    def to_hdu(self, total, rate: np.ndarray) -> fits.BinTableHDU:
-        b = edges_of(total, self.dims)
-        shape = "({},{},{})".format(*b.shape)  # as BKG: energy fastest
-        extra = [
-            table_column(name, np.asarray(total[name.lower()].values).T, unit, shape)
-            for name, unit in BUILD_COLUMNS
-        ]
-        return bkg_3d_hdu(b["energy"], b["fov_lon"], b["fov_lat"], rate, self.alignment, extra)
+    def fit(self, total):
+        """The P-spline fit of a group (:func:`~bkgdask.models.smoothing3d.fit_fov_rate`)."""
+        from .smoothing3d import fit_fov_rate  # only where models are finalized
 
-    def from_hdu(self, name: str, header, data) -> Model:
-        binning = Binning.of(
-            energy=row_edges(data, "ENERG_LO", "ENERG_HI"),
-            fov_lon=row_edges(data, "DETX_LO", "DETX_HI"),
-            fov_lat=row_edges(data, "DETY_LO", "DETY_HI"),
-        )
-        # GADF stores BKG as (lat, lon, energy) in numpy order; bkgdask works in (E, lon, lat).
-        rate = np.asarray(data["BKG"][0], dtype=np.float64).T
-        kind = Bkg3D(header.get("FOVALIGN", "RADEC"))
-        counts, exposure = (
-            np.asarray(data[column][0], dtype=np.float64).T if column in data.names else None
-            for column, _ in BUILD_COLUMNS
-        )
-        return Model(name, kind, binning, rate, dict(header), [], counts, exposure)
+        return fit_fov_rate(total)
 
-    def to_gammapy(self, model: Model):
-        """gammapy ``Background3D`` in s-1 MeV-1 sr-1, with the model's ``fov_alignment``."""
-        import astropy.units as u
-        from gammapy.irf import Background3D
-        from gammapy.maps import MapAxis
+    def node_table(self, rate) -> tuple:
+        """The fit on the node grid of :func:`~bkgdask.models.gadf_nodes.gadf_bkg_3d_nodes`."""
+        from .gadf_nodes import gadf_bkg_3d_nodes
 
-        axes = [MapAxis.from_energy_edges(model.binning["energy"] * u.TeV)]
-        for dim in ("fov_lon", "fov_lat"):
-            axes.append(MapAxis.from_edges(model.binning[dim] * u.deg, name=dim))
-        return Background3D(
-            axes=axes, data=model.rate, unit=RATE_UNIT, fov_alignment=model.kind.alignment
-        )
+        return gadf_bkg_3d_nodes(rate)
+
+    def table_hdu(self, edges, rate, extra=()) -> fits.BinTableHDU:
+        """The GADF HDU with the kind's ``FOVALIGN``."""
+        hdu = super().table_hdu(edges, rate, extra)
+        hdu.header["FOVALIGN"] = self.alignment
+        return hdu
+
+    def of_header(self, header) -> Bkg3D:
+        """The kind of the header's ``FOVALIGN`` (RADEC if absent)."""
+        return Bkg3D(header.get("FOVALIGN", "RADEC"))
+
+    def gammapy_options(self) -> dict:
+        return {"fov_alignment": self.alignment}
 
 
 def fill_unexposed(counts, exposure, binning: Binning) -> np.ndarray:
@@ -249,7 +237,4 @@ def bkg_3d_hdu(
     extra : sequence of astropy.io.fits.Column
         Further one-row columns (``COUNTS``, ``EXPOSURE``).
     """
-    axes = [("ENERG", energy_edges, "TeV"), ("DETX", lon_edges, "deg"), ("DETY", lat_edges, "deg")]
-    hdu = bkg_table_hdu(axes, rate, Bkg3D.hdu_class, extra)
-    hdu.header["FOVALIGN"] = alignment
-    return hdu
+    return Bkg3D(alignment).table_hdu([energy_edges, lon_edges, lat_edges], rate, extra)

@@ -11,8 +11,13 @@ from ..io.gadf import BKG_COLUMN_UNIT, GADF_BKG_HEADER
 
 
 def table_column(name: str, values, unit: str, dim: str) -> fits.Column:
-    """A one-row vector column of float64 (GADF IRF tables hold one row)."""
-    values = np.asarray(values, dtype=np.float64)[None, ...]
+    """A one-row vector column of float64 (GADF IRF tables hold one row).
+
+    The values are held big-endian, as FITS stores them: astropy swaps the
+    bytes of a one-row table element by element in Python (0.5 s for a
+    BKG_3D node grid).
+    """
+    values = np.asarray(values, dtype=">f8")[None, ...]
     return fits.Column(name, f"{values[0].size}D", unit=unit, dim=dim, array=values)
 
 
