@@ -245,6 +245,8 @@ def test_header_values():
         "OPEN": "no end quote",
     }
     assert "DEXP" in repr(header) and len(header) == 6
+    assert "WORD" in header and "COMMENT" not in header and "MISSING" not in header
+    assert header.get("DEXP") == 1500.0 and header.get("MISSING", -1) == -1
     with pytest.raises(FitsFormatError, match="no END card"):
         parse_header(b"SIMPLE  =                    T".ljust(80))
 

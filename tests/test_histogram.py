@@ -11,11 +11,17 @@ from helpers import make_store, random_run
 
 import bkgdask
 from bkgdask.config import BuildConfig
-from bkgdask.engine.tasks import histogram_run
+from bkgdask.engine.tasks import RunBatch, histogram_run, histogram_runs
 from bkgdask.io.store import DataStore
 from bkgdask.models import get_kind
 from bkgdask.models.binning import Binning
-from bkgdask.models.kernel2d import count_events, hav_edges, separation_deg
+from bkgdask.models.kernel2d import (
+    count_events,
+    hav_edges,
+    haversine,
+    max_haversine,
+    separation_deg,
+)
 
 BINNING = Binning.default()
 SYNC = {"compute": {"scheduler": "sync", "progress": False}}
@@ -120,6 +126,9 @@ def test_compiled_and_numpy_kernels_agree():
         vectorised = count_events(energy, ra, dec, ra_pnt, dec_pnt, *edges, compiled=False)
         np.testing.assert_array_equal(fused, vectorised)
         assert fused.sum() > n / 4
+        largest = [max_haversine(ra_pnt, dec_pnt, ra, dec, compiled=c) for c in (True, False)]
+        assert largest[0] == pytest.approx(largest[1], rel=1e-14)
+        assert largest[1] == np.max(haversine(ra_pnt, dec_pnt, ra, dec))
 
 
 def test_zenith_from_events_header_when_index_lacks_it(tmp_path):
@@ -141,3 +150,15 @@ def test_compressed_and_plain_files_agree(tmp_path):
         make_store(tmp_path / "plain", [run], compress=False), BuildConfig().updated(SYNC)
     )
     xr.testing.assert_identical(gz.totals["zen-20-40"], plain.totals["zen-20-40"])
+
+
+def test_a_batch_equals_the_combined_partials_of_its_runs(tmp_path):
+    runs = [random_run(20 + i, 30.0 * i, -10.0 + 5 * i, 300 + 50 * i, seed=i)[0] for i in range(4)]
+    store = DataStore.open(make_store(tmp_path / "store", runs))
+    zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))
+    inputs = store.run_inputs(store.obs_ids, zenith)
+    kind = get_kind("bkg_2d")
+    batch = histogram_runs(RunBatch(inputs), kind, BINNING)
+    per_run = kind.combine([histogram_run(run, kind, BINNING) for run in inputs])
+    xr.testing.assert_identical(batch, per_run)
+    assert batch.attrs == per_run.attrs and batch.attrs["n_runs"] == 4

@@ -13,7 +13,7 @@ from ..io.event_filter import EventFilter
 from ..io.fitsread import read_header
 from ..io.runs import READ_ERRORS, RunEvents, RunInput, read_run
 from ..models.inputs import extent_of
-from ..models.kernel2d import haversine
+from ..models.kernel2d import max_haversine
 
 __all__ = ["input_attrs", "read_filtered_run"]
 
@@ -86,7 +86,11 @@ def _raise_if_column_missing(run: RunInput, event_filter: EventFilter, cause: Ru
         ) from cause
 
 
-def input_attrs(events: RunEvents) -> dict:
-    """Events kept and their extent (offset deg, energy TeV): attributes of a run's partial."""
-    offset_hav = haversine(events.ra_pnt, events.dec_pnt, events.ra, events.dec)
-    return extent_of(events.energy, offset_hav)
+def input_attrs(events: RunEvents, compiled: bool | None = None) -> dict:
+    """Events kept and their extent (offset deg, energy TeV): attributes of a run's partial.
+
+    ``compiled``: the largest offset by the numba-compiled loop (default: if
+    numba is installed) or by numpy.
+    """
+    hav_max = max_haversine(events.ra_pnt, events.dec_pnt, events.ra, events.dec, compiled)
+    return extent_of(events.energy, hav_max)

@@ -12,7 +12,7 @@ import xarray as xr
 
 from ..io.checks import check_dropped
 from ..io.runs import RunInput
-from ..models.base import ModelKind
+from ..models.base import ModelKind, combined_attrs, labelled
 from ..models.binning import Binning
 from ..models.exclusion import without_excluded
 from .filtered import input_attrs, read_filtered_run
@@ -65,24 +65,31 @@ def histogram_run(
     if cached is not None:
         cached.attrs.update(obs_id=run.obs_id, zenith=run.zenith_deg, n_cached=1)
         return cached
+    counts, exposure, attrs = _run_arrays(run, kind, binning, compiled, options)
+    partial = labelled(counts, exposure, binning, attrs)
+    if cache_path:
+        options.cache.store(partial, cache_path)
+    return partial
+
+
+def _run_arrays(run: RunInput, kind: ModelKind, binning: Binning, compiled, options):
+    """One run's counts, exposure and attributes (see :func:`histogram_run`), unlabelled."""
     events, _ = read_filtered_run(run, options.event_filter, kind.event_columns)
     check_dropped(run.obs_id, run.events_file, events.counts, options.max_dropped_fraction)
     events = without_excluded(events, run.exclusion)
-    partial = kind.chunk(events, binning, compiled)
+    counts, exposure = kind.chunk_arrays(events, binning, compiled)
     if run.exclusion:
         kept = 1.0 - kind.excluded_fraction((events.ra_pnt, events.dec_pnt), run.exclusion, binning)
-        partial["exposure"] = partial["exposure"] * kept
-    partial.attrs = {
+        exposure = exposure * kept
+    attrs = {
         "obs_id": run.obs_id,
         "zenith": run.zenith_deg,
         "observation_time": events.observation_time,
         **events.counts.as_attrs(),
         "n_cached": 0,
-        **input_attrs(events),
+        **input_attrs(events, compiled),
     }
-    if cache_path:
-        options.cache.store(partial, cache_path)
-    return partial
+    return counts, exposure, attrs
 
 
 class RunBatch:
@@ -108,7 +115,22 @@ def histogram_runs(
     compiled: bool | None = None,
     options: TaskOptions | None = None,
 ) -> xr.Dataset:
-    """Histogram several runs in one task: each run labelled, then combined (the chunk step)."""
+    """Histogram several runs in one task and sum them (the chunk step).
+
+    Equal to :meth:`ModelKind.combine` of the runs' :func:`histogram_run`
+    partials; without a run cache the runs' arrays are summed and labelled
+    once, which saves a labelled Dataset per run.
+    """
     runs = runs.runs if isinstance(runs, RunBatch) else runs
-    partials = [histogram_run(run, kind, binning, compiled, options) for run in runs]
-    return partials[0] if len(partials) == 1 else kind.combine(partials)
+    options = options or TaskOptions()
+    if len(runs) == 1 or options.cache:
+        partials = [histogram_run(run, kind, binning, compiled, options) for run in runs]
+        return partials[0] if len(partials) == 1 else kind.combine(partials)
+    counts, exposure, attrs = _run_arrays(runs[0], kind, binning, compiled, options)
+    counts, exposure, run_attrs = counts.copy(), exposure.copy(), [attrs]
+    for run in runs[1:]:
+        run_counts, run_exposure, attrs = _run_arrays(run, kind, binning, compiled, options)
+        counts += run_counts
+        exposure += run_exposure
+        run_attrs.append(attrs)
+    return labelled(counts, exposure, binning, combined_attrs(run_attrs))

@@ -29,13 +29,13 @@ def merged_hdu_index(
     """
     types = np.char.lower(string_column(hdu_index["HDU_TYPE"]))
     keep = types != "bkg"
-    paths = [Path(p) for p in np.asarray(file_paths)[keep]]
+    paths = [os.path.split(p) for p in np.asarray(file_paths)[keep].tolist()]
     rows = {
         "OBS_ID": np.asarray(hdu_index["OBS_ID"], dtype=np.int64)[keep].tolist(),
         "HDU_TYPE": string_column(hdu_index["HDU_TYPE"])[keep].tolist(),
         "HDU_CLASS": string_column(hdu_index["HDU_CLASS"])[keep].tolist(),
-        "FILE_DIR": [str(p.parent) for p in paths],
-        "FILE_NAME": [p.name for p in paths],
+        "FILE_DIR": [directory or "." for directory, _ in paths],
+        "FILE_NAME": [name for _, name in paths],
         "HDU_NAME": string_column(hdu_index["HDU_NAME"])[keep].tolist(),
     }
     for obs_id in sorted(assignment):

@@ -192,19 +192,22 @@ class ModelKind:
         solid = np.asarray(self.solid_angles_sr(binning), dtype=np.float64)
         return observation_time_s * np.multiply.outer(widths, solid)
 
+    def chunk_arrays(self, events, binning: Binning, compiled: bool | None = None):
+        """One run's ``counts`` and ``exposure`` (s MeV sr) as plain arrays over the kind's axes."""
+        return self.count(events, binning, compiled), self.exposure(
+            binning, events.observation_time
+        )
+
     def chunk(self, events, binning: Binning, compiled: bool | None = None) -> xr.Dataset:
         """One run's labelled partial: ``counts`` and ``exposure`` over the kind's axes."""
-        counts = self.count(events, binning, compiled)
-        exposure = self.exposure(binning, events.observation_time)
-        return labelled(counts, exposure, binning, {})
+        return labelled(*self.chunk_arrays(events, binning, compiled), binning, {})
 
     @staticmethod
     def combine(parts: Sequence[xr.Dataset]) -> xr.Dataset:
         """Sum partials bin by bin, with the runs' bookkeeping alongside.
 
-        Returns a Dataset with the same variables and coordinates; attributes
-        ``obs_ids`` (list), ``n_runs``, ``observation_time`` (s), ``n_events``,
-        ``zenith_min`` and ``zenith_max`` (deg).
+        Returns a Dataset with the same variables and coordinates and the
+        attributes of :func:`combined_attrs`.
         """
         if not parts:
             raise ValueError("combine needs at least one partial")
@@ -215,17 +218,8 @@ class ModelKind:
                 if part[name].shape != values.shape:
                     raise ValueError("partials have different binning")
                 values += part[name].values
-        run_attrs = [_run_attrs(p) for p in parts]
         out = first.copy(data=data)
-        out.attrs = {
-            "obs_ids": [obs for a in run_attrs for obs in a["obs_ids"]],
-            **{key: sum(a[key] for a in run_attrs) for key in ADDITIVE_ATTRS},
-            "zenith_min": min(a["zenith_min"] for a in run_attrs),
-            "zenith_max": max(a["zenith_max"] for a in run_attrs),
-            **{key: sum(a.get(key, 0) for a in run_attrs) for key in RUN_COUNTERS},
-            "run_stats": {o: s for a in run_attrs for o, s in a.get("run_stats", {}).items()},
-        }
-        out.attrs.update(combine_input_attrs([p.attrs for p in parts]))
+        out.attrs = combined_attrs([p.attrs for p in parts])
         return out
 
     def finalize(self, total: xr.Dataset, model=None) -> np.ndarray:
@@ -241,9 +235,28 @@ class ModelKind:
         return total["counts"].values / exposure
 
 
-def _run_attrs(part: xr.Dataset) -> dict:
+def combined_attrs(attrs: Sequence[dict]) -> dict:
+    """The bookkeeping of summed partials from theirs (per-run or already combined).
+
+    ``obs_ids`` (list), ``n_runs``, ``observation_time`` (s), ``n_events``,
+    ``zenith_min`` and ``zenith_max`` (deg), the run counters (summed and per
+    run in ``run_stats``) and the input attributes of
+    :func:`bkgdask.models.inputs.combine_input_attrs`.
+    """
+    run_attrs = [_run_attrs(a) for a in attrs]
+    return {
+        "obs_ids": [obs for a in run_attrs for obs in a["obs_ids"]],
+        **{key: sum(a[key] for a in run_attrs) for key in ADDITIVE_ATTRS},
+        "zenith_min": min(a["zenith_min"] for a in run_attrs),
+        "zenith_max": max(a["zenith_max"] for a in run_attrs),
+        **{key: sum(a.get(key, 0) for a in run_attrs) for key in RUN_COUNTERS},
+        "run_stats": {o: s for a in run_attrs for o, s in a.get("run_stats", {}).items()},
+        **combine_input_attrs(attrs),
+    }
+
+
+def _run_attrs(attrs: dict) -> dict:
     """Attributes of a partial in combined form (a single run's become a one-run group)."""
-    attrs = part.attrs
     if "obs_ids" in attrs:
         return attrs
     return {

@@ -20,15 +20,16 @@ INPUT_ATTRS = ("n_kept", "offset_max", "energy_min", "energy_max")
 __all__ = ["INPUT_ATTRS", "combine_input_attrs", "extent_of"]
 
 
-def extent_of(energy_tev: np.ndarray, offset_hav: np.ndarray) -> dict:
+def extent_of(energy_tev: np.ndarray, hav_max: float) -> dict:
     """The input attributes of one run's kept events.
 
     Parameters
     ----------
     energy_tev : numpy.ndarray
         Energies of the kept events, TeV.
-    offset_hav : numpy.ndarray
-        Their offsets from the pointing as sin²(θ/2) (the 2D kernel's haversine).
+    hav_max : float
+        Their largest offset from the pointing as sin²(θ/2) (the 2D kernel's
+        haversine; ignored without events).
 
     Returns
     -------
@@ -38,7 +39,7 @@ def extent_of(energy_tev: np.ndarray, offset_hav: np.ndarray) -> dict:
     """
     if not energy_tev.size:
         return {"n_kept": 0, "offset_max": -np.inf, "energy_min": np.inf, "energy_max": -np.inf}
-    hav_max = min(float(np.max(offset_hav)), 1.0)
+    hav_max = min(float(hav_max), 1.0)
     return {
         "n_kept": int(energy_tev.size),
         "offset_max": float(np.degrees(2 * np.arcsin(np.sqrt(hav_max)))),

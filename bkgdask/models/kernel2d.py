@@ -45,6 +45,30 @@ def separation_deg(ra_pnt: float, dec_pnt: float, ra_deg, dec_deg) -> np.ndarray
     return np.degrees(2 * np.arcsin(np.sqrt(haversine(ra_pnt, dec_pnt, ra_deg, dec_deg))))
 
 
+def _max_hav_loop(ra, dec, ra_pnt, dec_pnt):
+    """The largest haversine of the events' offsets, in one pass (-1 without events)."""
+    deg = np.pi / 180.0
+    ra0, dec0 = ra_pnt * deg, dec_pnt * deg
+    cos_dec0, sin_dec0 = np.cos(dec0), np.sin(dec0)
+    largest = -1.0
+    for k in range(ra.size):
+        largest = max(largest, _hav_of(ra[k] * deg, dec[k] * deg, ra0, dec0, cos_dec0, sin_dec0))
+    return largest
+
+
+def max_haversine(ra_pnt: float, dec_pnt: float, ra_deg, dec_deg, compiled=None) -> float:
+    """The largest sin²(θ/2) of :func:`haversine` (-1 without events).
+
+    ``compiled``: one pass of the numba-compiled loop (default: if numba is
+    installed), else numpy's temporaries.
+    """
+    if not len(ra_deg):
+        return -1.0
+    if HAVE_NUMBA if compiled is None else compiled:
+        return float(_compiled()[1](ra_deg, dec_deg, float(ra_pnt), float(dec_pnt)))
+    return float(np.max(haversine(ra_pnt, dec_pnt, ra_deg, dec_deg)))
+
+
 def _counts_numpy(energy, ra, dec, ra_pnt, dec_pnt, energy_edges, offset_hav_edges):
     n_energy, n_offset = energy_edges.size - 1, offset_hav_edges.size - 1
     i_e = np.searchsorted(energy_edges, energy, side="right") - 1
@@ -110,13 +134,28 @@ def _bin_of(edges, value, n_bins):
     return lo
 
 
-def _counts_loop(energy, ra, dec, ra_pnt, dec_pnt, energy_edges, offset_hav_edges):
-    """One pass: energy bin, haversine of the offset, offset bin, count.
+def _hav_of(ra, dec, ra0, dec0, cos_dec0, sin_dec0):
+    """sin²(θ/2) of an event at (ra, dec) from the pointing (ra0, dec0), all rad.
 
     Within 0.2 rad of the pointing (the field of view) sines and cosines are
     short Taylor series around the pointing, exact to float64 rounding; further
     out (and near the poles, where RA differences are large) libm's.
     """
+    d_dec = dec - dec0
+    d_ra = _wrapped(ra - ra0)
+    if abs(d_dec) <= 0.2 and abs(d_ra) <= 0.2:
+        cos_dec = cos_dec0 * _cos_small(d_dec) - sin_dec0 * _sin_small(d_dec)
+        s_dec = _sin_small(0.5 * d_dec)
+        s_ra = _sin_small(0.5 * d_ra)
+    else:
+        cos_dec = np.cos(dec0 + d_dec)
+        s_dec = np.sin(0.5 * d_dec)
+        s_ra = np.sin(0.5 * d_ra)
+    return s_dec * s_dec + cos_dec0 * cos_dec * s_ra * s_ra
+
+
+def _counts_loop(energy, ra, dec, ra_pnt, dec_pnt, energy_edges, offset_hav_edges):
+    """One pass: energy bin, haversine of the offset (:func:`_hav_of`), offset bin, count."""
     n_energy, n_offset = energy_edges.size - 1, offset_hav_edges.size - 1
     counts = np.zeros((n_energy, n_offset), dtype=np.int64)
     deg = np.pi / 180.0
@@ -128,17 +167,7 @@ def _counts_loop(energy, ra, dec, ra_pnt, dec_pnt, energy_edges, offset_hav_edge
         e = energy[k]
         if not (e >= e_lo and e < e_hi):
             continue
-        d_dec = dec[k] * deg - dec0
-        d_ra = _wrapped(ra[k] * deg - ra0)
-        if abs(d_dec) <= 0.2 and abs(d_ra) <= 0.2:
-            cos_dec = cos_dec0 * _cos_small(d_dec) - sin_dec0 * _sin_small(d_dec)
-            s_dec = _sin_small(0.5 * d_dec)
-            s_ra = _sin_small(0.5 * d_ra)
-        else:
-            cos_dec = np.cos(dec0 + d_dec)
-            s_dec = np.sin(0.5 * d_dec)
-            s_ra = np.sin(0.5 * d_ra)
-        hav = s_dec * s_dec + cos_dec0 * cos_dec * s_ra * s_ra
+        hav = _hav_of(ra[k] * deg, dec[k] * deg, ra0, dec0, cos_dec0, sin_dec0)
         if not (hav >= h_lo and hav < h_hi):
             continue
         counts[_bin_of(energy_edges, e, n_energy), _bin_of(offset_hav_edges, hav, n_offset)] += 1
@@ -150,7 +179,7 @@ _COMPILING = threading.Lock()
 
 
 def _compiled():
-    """The loop compiled by numba (imported here: it costs ~0.4 s, worth it for many runs)."""
+    """The loops compiled by numba (imported here: it costs ~0.4 s, worth it for many runs)."""
     with _COMPILING:
         return _compile()
 
@@ -165,8 +194,10 @@ def _compile():
         _cos_small=inline(_cos_small),
         _bin_of=inline(_bin_of),
         _wrapped=inline(_wrapped),
+        _hav_of=inline(_hav_of),
     )
-    return njit(cache=True, nogil=True)(_counts_loop)
+    compile_loop = njit(cache=True, nogil=True)
+    return compile_loop(_counts_loop), compile_loop(_max_hav_loop)
 
 
 def count_events(
@@ -203,7 +234,7 @@ def count_events(
         int64, shape (n_energy, n_offset).
     """
     if HAVE_NUMBA if compiled is None else compiled:
-        return _compiled()(
+        return _compiled()[0](
             energy, ra, dec, float(ra_pnt), float(dec_pnt), energy_edges, offset_hav_edges
         )
     return _counts_numpy(energy, ra, dec, ra_pnt, dec_pnt, energy_edges, offset_hav_edges)
