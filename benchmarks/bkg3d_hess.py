@@ -19,8 +19,8 @@
      exposure = time x energy width x pixel solid angle), whose counts are
      compared with bkgdask's too.
 2. The Crab and MSH 15-52 runs analysed with gammapy (MapDatasetMaker,
-   FoVBackgroundMaker; safe mask: energies >= the obs-index SAFE_ENERGY_LO,
-   offset < 2 deg; exclusion: 0.35 deg around RA_OBJ/DEC_OBJ) with the bkgdask
+   FoVBackgroundMaker; safe mask: the obs-index SAFE_ENERGY_LO/HI, offset
+   < 2 deg; exclusion: 0.35 deg around RA_OBJ/DEC_OBJ) with the bkgdask
    BKG_3D bundles and with the official BKG_3D models of the run files: FoV
    norms and residual significances outside the exclusion, side by side.
 
@@ -198,25 +198,22 @@ def analysis(bundle: Path, max_runs: int | None) -> dict:
 
     settings = RunValidationSettings()
     official, ours = DataStore.from_dir(STORE), DataStore.from_file(bundle)
-    edges = np.asarray(settings.energy_edges)
     out = {}
     for target in TARGETS:
         rows = official.obs_table[official.obs_table["TARGET_NAME"] == target][:max_runs]
         results = {"bkgdask": [], "official": []}
-        safe_lo = rows["SAFE_ENERGY_LO"].quantity.to_value("TeV")
-        for row, energy_lo in zip(rows, safe_lo, strict=True):
+        safe = zip(*(rows[f"SAFE_ENERGY_{e}"].quantity.to_value("TeV") for e in ("LO", "HI")))
+        for row, safe_energy in zip(rows, safe, strict=True):
             obs = official.obs(int(row["OBS_ID"]))
             centre = SkyCoord(row["RA_OBJ"] * u.deg, row["DEC_OBJ"] * u.deg)
             region = CircleSkyRegion(centre, EXCLUSION_RADIUS_DEG * u.deg)
-            # first energy bin whose lower edge is at or above the safe threshold
-            threshold = int(np.searchsorted(edges, energy_lo * (1 - 1e-6)))
             models = {
                 "bkgdask": as_written(obs, ours.hdu_table.hdu_location(obs.obs_id, "bkg").load()),
                 "official": (obs, obs.bkg),
             }
             for label, (run, bkg) in models.items():
                 results[label].append(
-                    validate_run(run, bkg, label, settings, [region], threshold_index=threshold)
+                    validate_run(run, bkg, label, settings, [region], safe_energy=safe_energy)
                 )
         out[target] = {
             label: {
