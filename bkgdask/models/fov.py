@@ -39,29 +39,28 @@ FIT_GRID_DEG = np.linspace(-4.0, 4.0, 3)
 DEFAULT_N_NODES = 64
 
 
-def offset_frame_matrix(lon_pnt_deg: float, lat_pnt_deg: float) -> np.ndarray:
+def offset_frame_matrix(lon_pnt_deg, lat_pnt_deg) -> np.ndarray:
     """Rotation from a sky frame's Cartesian axes to those of the FoV frame centred on a point.
 
     Parameters
     ----------
-    lon_pnt_deg, lat_pnt_deg : float
+    lon_pnt_deg, lat_pnt_deg : float or array-like
         Centre of the FoV frame in the sky frame (RA/Dec or Az/Alt), deg.
 
     Returns
     -------
     numpy.ndarray
-        (3, 3) float64: ``diag(1, -1, 1) Ry(-lat) Rz(lon)`` in astropy's
-        (passive) rotation convention, as gammapy's FoV frames.
+        (..., 3, 3) float64: ``diag(1, -1, 1) Ry(-lat) Rz(lon)`` in astropy's
+        (passive) rotation convention, as gammapy's FoV frames; one per centre.
     """
-    cos_lon, sin_lon = np.cos(lon_pnt_deg * DEG), np.sin(lon_pnt_deg * DEG)
-    cos_lat, sin_lat = np.cos(lat_pnt_deg * DEG), np.sin(lat_pnt_deg * DEG)
-    return np.array(
-        [
-            [cos_lat * cos_lon, cos_lat * sin_lon, sin_lat],
-            [sin_lon, -cos_lon, 0.0],
-            [-sin_lat * cos_lon, -sin_lat * sin_lon, cos_lat],
-        ]
-    )
+    lon, lat = np.radians(lon_pnt_deg), np.radians(lat_pnt_deg)
+    cos_lon, sin_lon, cos_lat, sin_lat = np.cos(lon), np.sin(lon), np.cos(lat), np.sin(lat)
+    rows = [
+        [cos_lat * cos_lon, cos_lat * sin_lon, sin_lat],
+        [sin_lon, -cos_lon, np.zeros_like(cos_lon)],
+        [-sin_lat * cos_lon, -sin_lat * sin_lon, cos_lat],
+    ]
+    return np.stack([np.stack(row, axis=-1) for row in rows], axis=-2)
 
 
 def unit_vectors(lon_deg, lat_deg) -> np.ndarray:
@@ -179,7 +178,7 @@ def fov_maps(header: Mapping, times) -> np.ndarray:
     UT1 - UTC and polar motion are not negligible near the zenith: the ALTAZ
     frame's orientation is the pointing's azimuth, and there a shift of the
     pointing turns the frame a lot (leaving them out moves H.E.S.S. DR1 events
-    by up to 33 arcsec at 3 deg from the centre).
+    at the corners of the +-3 deg field by up to 33 arcsec).
 
     Parameters
     ----------
@@ -202,22 +201,9 @@ def fov_maps(header: Mapping, times) -> np.ndarray:
     ra = np.arctan2(icrs[:, 1], icrs[:, 0])
     dec = np.arctan2(icrs[:, 2], np.hypot(icrs[:, 0], icrs[:, 1]))
     azimuth, zenith = icrs_to_observed(header, times, ra, dec)
-    vectors = np.stack(  # (n_times, n_directions, 3) in Az/Alt
-        [np.sin(zenith) * np.cos(azimuth), np.sin(zenith) * np.sin(azimuth), np.cos(zenith)], -1
-    )
-    # Each time's ALTAZ FoV frame: offset_frame_matrix(az, alt) of the pointing, vectorised.
-    cos_az, sin_az = np.cos(azimuth[:, 0]), np.sin(azimuth[:, 0])
-    cos_alt, sin_alt = np.sin(zenith[:, 0]), np.cos(zenith[:, 0])
-    zero = np.zeros_like(cos_az)
-    frames = np.stack(
-        [
-            np.stack([cos_alt * cos_az, cos_alt * sin_az, sin_alt], -1),
-            np.stack([sin_az, -cos_az, zero], -1),
-            np.stack([-sin_alt * cos_az, -sin_alt * sin_az, cos_alt], -1),
-        ],
-        axis=1,
-    )
-    target = np.einsum("tij,tkj->tki", frames, vectors)  # ALTAZ FoV vectors (n_times, k, 3)
+    az, alt = np.degrees(azimuth), 90.0 - np.degrees(zenith)  # (n_times, n_directions)
+    frames = offset_frame_matrix(az[:, 0], alt[:, 0])  # each time's ALTAZ FoV frame
+    target = np.einsum("tij,tkj->tki", frames, unit_vectors(az, alt))  # ALTAZ FoV vectors
     # Least squares fov @ M^T = target, one (3, 3) per time, with one pseudo-inverse.
     return np.einsum("jk,tkl->tlj", np.linalg.pinv(fov), target)
 
