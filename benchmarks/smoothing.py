@@ -27,10 +27,13 @@ from schedulers import ROOT, store_of
 MODES = ("none", "pspline")
 
 
-def timed_build(store: Path, smoothing: str, out: Path) -> tuple[float, float]:
-    """Wall and CPU (user + system) seconds of one whole ``bkgdask build`` process."""
+def timed_build(store: Path, smoothing: str, out: Path, options=()) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one whole ``bkgdask build`` process.
+
+    ``options`` are further command-line options (e.g. ``--model bkg_3d``).
+    """
     command = [sys.executable, "-m", "bkgdask.cli", "build", str(store), "-o", str(out)]
-    command += ["--no-progress", "--smoothing", smoothing]
+    command += ["--no-progress", "--smoothing", smoothing, *options]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
@@ -42,12 +45,12 @@ def timed_build(store: Path, smoothing: str, out: Path) -> tuple[float, float]:
     return wall, cpu
 
 
-def time_modes(store: Path, repeats: int, out: Path) -> dict[str, dict[str, float]]:
+def time_modes(store: Path, repeats: int, out: Path, options=()) -> dict[str, dict[str, float]]:
     """Median wall and CPU seconds of each smoothing mode, the modes alternating."""
     samples: dict[str, list] = {m: [] for m in MODES}
     for _ in range(repeats):
         for mode in MODES:
-            samples[mode].append(timed_build(store, mode, out / f"{mode}.fits.gz"))
+            samples[mode].append(timed_build(store, mode, out / f"{mode}.fits.gz", options))
     return {
         m: {
             "wall_s": statistics.median(w for w, _ in v),

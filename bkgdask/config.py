@@ -59,10 +59,16 @@ def _parse_quantity(value) -> u.Quantity:
     raise ValueError(f"give a quantity as a string with a unit, e.g. '1 TeV', not {value!r}")
 
 
+def _format_quantity(quantity: u.Quantity) -> str:
+    """``'0.4 deg'``: the shortest number that reads back the same value (no ``.0``), the unit."""
+    number = repr(float(quantity.value)).removesuffix(".0")
+    return f"{number} {quantity.unit}".strip()
+
+
 Quantity = Annotated[
     u.Quantity,
     BeforeValidator(_parse_quantity),
-    PlainSerializer(lambda q: f"{q.value:g} {q.unit}".strip(), return_type=str),
+    PlainSerializer(_format_quantity, return_type=str),
 ]
 
 

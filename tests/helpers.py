@@ -9,6 +9,7 @@ import dask
 import numpy as np
 
 from bkgdask.models.binning import Binning
+from bkgdask.sim.simulate3d import Simulation3DConfig, run_header
 from bkgdask.sim.store_writer import RunSpec, events_from_offsets, write_store
 
 OFF = "TARGET_NAME == 'Off data'"
@@ -97,3 +98,24 @@ def raise_if_dask_computes(max_computes: int = 0):
     scheduler = _CountingScheduler(max_computes)
     with dask.config.set(scheduler=scheduler):
         yield scheduler
+
+
+def per_run_expected(store, config: Simulation3DConfig, binning, alignment: str) -> np.ndarray:
+    """The truth's expected counts of every run in the model's bins, (n_runs, n_e, n_lon, n_lat)."""
+    from astropy.table import Table
+
+    index = Table.read(store / "obs-index.fits.gz")
+    ra_pnt = dict(zip(index["OBS_ID"], index["RA_PNT"], strict=True))
+    return np.array(
+        [
+            config.truth.expected_counts(
+                binning["energy"],
+                binning["fov_lon"],
+                binning["fov_lat"],
+                alignment,
+                run_header(ra_pnt[obs_id], config.dec_pnt),
+                config.gti(i),
+            )
+            for i, obs_id in enumerate(config.obs_ids)
+        ]
+    )

@@ -12,6 +12,7 @@ from astropy.io import fits
 from astropy.table import Table
 from click.testing import CliRunner
 from distributed import Client, LocalCluster
+from helpers import per_run_expected
 from scipy import stats
 
 import bkgdask
@@ -21,7 +22,7 @@ from bkgdask.errors import ConfigError
 from bkgdask.models import get_kind, read_models
 from bkgdask.models.base import Model
 from bkgdask.models.bkg3d import Bkg3D, bkg_3d_hdu
-from bkgdask.sim.simulate3d import Simulation3DConfig, run_header, simulate_store_3d
+from bkgdask.sim.simulate3d import Simulation3DConfig, simulate_store_3d
 from bkgdask.sim.truth import TruthModel
 from bkgdask.sim.truth3d import Truth3D
 
@@ -37,10 +38,10 @@ SPECTRUM = TruthModel(norm=8e-4, offset_max=3.0)
 MIN_EXPECTED = 20.0
 
 
-def build_config(alignment: str, scheduler: str = "sync") -> BuildConfig:
+def build_config(alignment: str, scheduler: str = "sync", smoothing="pspline") -> BuildConfig:
     return BuildConfig().updated(
         {
-            "model": {"kind": "bkg_3d", "fov_alignment": alignment},
+            "model": {"kind": "bkg_3d", "fov_alignment": alignment, "smoothing": smoothing},
             "binning": BINNING,
             "grouping": {"zenith": {"edges": [0, 90], "unit": "deg"}},
             "compute": {"scheduler": scheduler, "progress": False},
@@ -62,25 +63,6 @@ def altaz_store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def radec_store(tmp_path_factory):
     return simulate(tmp_path_factory.mktemp("radec") / "store", "RADEC")
-
-
-def per_run_expected(store, config: Simulation3DConfig, binning, alignment: str) -> np.ndarray:
-    """The truth's expected counts of every run in the model's bins, (n_runs, n_e, n_lon, n_lat)."""
-    index = Table.read(store / "obs-index.fits.gz")
-    ra_pnt = dict(zip(index["OBS_ID"], index["RA_PNT"], strict=True))
-    return np.array(
-        [
-            config.truth.expected_counts(
-                binning["energy"],
-                binning["fov_lon"],
-                binning["fov_lat"],
-                alignment,
-                run_header(ra_pnt[obs_id], config.dec_pnt),
-                config.gti(i),
-            )
-            for i, obs_id in enumerate(config.obs_ids)
-        ]
-    )
 
 
 def run_p_values(store, sim_config, alignment: str) -> tuple[np.ndarray, float]:
@@ -171,7 +153,7 @@ def test_bundle_read_by_gammapy(altaz_store, tmp_path):
     from gammapy.data import DataStore
 
     store, sim_config = altaz_store
-    result = bkgdask.build(store, build_config("altaz"))
+    result = bkgdask.build(store, build_config("altaz", smoothing="none"))
     bundle = result.write(tmp_path / "bkg.fits.gz")
     obs_id = sim_config.obs_ids[2]
     background = DataStore.from_file(bundle).obs(obs_id, required_irf=["bkg"]).bkg
@@ -228,14 +210,21 @@ def test_cli_builds_altaz_models(altaz_store, tmp_path):
     assert result.exit_code == 0, result.output
     with fits.open(out) as hdul:
         (bkg,) = [h for h in hdul if h.header.get("HDUCLAS4") == "BKG_3D"]
-        assert bkg.header["FOVALIGN"] == "ALTAZ"
-        assert bkg.data["BKG"][0].shape == (60, 60, 19)
+        assert bkg.header["FOVALIGN"] == "ALTAZ" and bkg.header["SMMETHOD"] == "PSPLINE"
+        assert bkg.data["COUNTS"][0].shape == (60, 60, 19)
+        # the smooth rate on its node grid: >= 32 energy nodes a decade, the build's pixels
+        assert bkg.data["BKG"][0].shape[:2] == (60, 60) and bkg.data["BKG"][0].shape[2] >= 97
 
 
-def test_plot_refuses_3d_models(altaz_store, tmp_path):
-    from bkgdask.plotting import plot_bundle
+def test_bundle_bytes_as_astropy_writes_them(altaz_store):
+    """One-row tables go out by numpy's byte swap, the bytes astropy would write."""
+    import io
 
-    bundle = bkgdask.build(altaz_store[0], build_config("radec")).write(tmp_path / "b.fits")
-    with pytest.raises(ConfigError, match="BKG_3D"):
-        plot_bundle(bundle, tmp_path / "plots")
-    assert not (tmp_path / "plots").exists() or not any((tmp_path / "plots").iterdir())
+    from bkgdask.io.files import fits_bytes
+
+    result = bkgdask.build(altaz_store[0], build_config("altaz"))
+    index = fits.table_to_hdu(result.hdu_index("bkg.fits.gz"))
+    hdus = fits.HDUList([fits.PrimaryHDU(), index, *result.model_hdus().values()])
+    expected = io.BytesIO()
+    hdus.writeto(expected)
+    assert fits_bytes(hdus) == expected.getvalue()

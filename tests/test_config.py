@@ -74,3 +74,12 @@ def test_cli_edges_parse():
 def test_overrides_replace_an_axis_whole():
     config = BuildConfig().updated({"binning": {"energy": {"edges": [1, 10], "unit": "TeV"}}})
     assert config.binning_of_kind().shape == (1, 9)
+
+
+def test_quantities_keep_every_digit_through_updates():
+    """A config merged with options is dumped and read again: positions must not be rounded."""
+    circle = {"ra": "348.2292782878205 deg", "dec": "-29.496259183681715 deg", "radius": "0.4 deg"}
+    config = BuildConfig().updated({"exclusion": {"regions": [circle]}})
+    again = config.updated({"model": {"kind": "bkg_3d"}})
+    assert again.exclusion.regions[0].to_deg() == (348.2292782878205, -29.496259183681715, 0.4)
+    assert "radius: 0.4 deg" in again.to_yaml() and "max: 100 TeV" in again.to_yaml()

@@ -18,6 +18,7 @@ from bkgdask.models.exclusion import (
     destination,
     ring_excluded_fraction,
 )
+from bkgdask.models.fov import RunPointing
 from bkgdask.sim.simulate import SimulationConfig, simulate_store
 from bkgdask.sim.sources import PointSource
 from bkgdask.validation.truth_check import compare_bundle_to_truth
@@ -83,18 +84,26 @@ def test_generic_excluded_fraction_through_sky_samples():
     """The base-class integration over sub-pixels, given a kind's map to the sky."""
     kind = get_kind("bkg_2d")
     binning = kind.binning(BuildConfig().binning)
-    pointing, circles = (200.0, -40.0), [Circle(200.0, -39.2, 0.5)]
+    pointing, circles = RunPointing(200.0, -40.0), [Circle(200.0, -39.2, 0.5)]
+    u = np.cos(np.deg2rad(binning["offset"]))
 
-    def sky_samples(pointing, binning):
-        u = np.cos(np.deg2rad(binning["offset"]))
-        step = (np.arange(200) + 0.5) / 200
+    def sky_samples(pointing, binning, n_sub=1, where=None):
+        # rings are long and thin: finer in position angle than in offset (one epoch)
+        n_offset, n_angle = (1, 1) if n_sub == 1 else (4 * n_sub, 12 * n_sub)
+        step = (np.arange(n_offset) + 0.5) / n_offset
         offset = np.rad2deg(np.arccos(u[:-1, None] + np.diff(u)[:, None] * step))
-        pa = (np.arange(400) + 0.5) * 0.9
-        ra, dec = destination(*pointing, offset[..., None], pa)
-        return ra.reshape(len(u) - 1, -1), dec.reshape(len(u) - 1, -1)
+        pa = (np.arange(n_angle) + 0.5) * 360 / n_angle
+        ra, dec = destination(pointing.ra, pointing.dec, offset[..., None], pa)
+        ra, dec = ra.reshape(len(u) - 1, 1, -1), dec.reshape(len(u) - 1, 1, -1)
+        return (ra, dec) if where is None else (ra[where], dec[where])
+
+    def bin_reach_deg(binning):
+        # a ring lies within its outer edge of the pointing, its centre sample too
+        centre = np.rad2deg(np.arccos(0.5 * (u[:-1] + u[1:])))
+        return centre + binning["offset"][1:]
 
     kind_generic = type(kind)()
-    kind_generic.sky_samples = sky_samples
+    kind_generic.sky_samples, kind_generic.bin_reach_deg = sky_samples, bin_reach_deg
     generic = super(type(kind), kind_generic).excluded_fraction(pointing, circles, binning)
     exact = kind.excluded_fraction(pointing, circles, binning)
     np.testing.assert_allclose(generic, exact, atol=2e-3)

@@ -11,9 +11,10 @@ from scipy import stats
 
 from bkgdask.models import get_kind
 from bkgdask.models.binning import Binning
-from bkgdask.models.bkg2d import bkg_2d_hdu, raw_rate
+from bkgdask.models.bkg2d import bkg_2d_hdu
 from bkgdask.models.gadf_nodes import gadf_bkg_2d_nodes, node_edges
 from bkgdask.models.smoothing import fit_smooth_rate
+from bkgdask.models.table_kind import raw_rate
 from bkgdask.sim.truth import TruthModel
 
 N_RUNS, RUN_TIME_S, ZENITH_DEG = 50, 1680.0, 30.0

@@ -187,13 +187,13 @@ def validate(
     "--offsets",
     default="0.25,1.25,1.75",
     show_default=True,
-    help="Offsets (deg) of the rate-vs-energy curves.",
+    help="Offsets (deg) of the rate-vs-energy curves (BKG_2D).",
 )
 @click.option(
     "--energies",
     default="0.5,1,3,10",
     show_default=True,
-    help="Energies (TeV) of the rate-vs-offset curves.",
+    help="Energies (TeV) of the rate-vs-offset curves (BKG_2D), of the FoV images (BKG_3D).",
 )
 def plot(bundle, output, offsets, energies):
     """PNG figures of every model of BUNDLE and of its run selection."""

@@ -10,11 +10,13 @@ from collections.abc import Sequence
 
 import xarray as xr
 
+from ..errors import RunError
 from ..io.checks import check_dropped
 from ..io.runs import RunInput
 from ..models.base import ModelKind, combined_attrs, labelled
 from ..models.binning import Binning
 from ..models.exclusion import without_excluded
+from ..models.fov import RunPointing
 from .filtered import input_attrs, read_filtered_run
 from .runcache import TaskOptions
 
@@ -79,7 +81,7 @@ def _run_arrays(run: RunInput, kind: ModelKind, binning: Binning, compiled, opti
     events = without_excluded(events, run.exclusion)
     counts, exposure = kind.chunk_arrays(events, binning, compiled)
     if run.exclusion:
-        kept = 1.0 - kind.excluded_fraction((events.ra_pnt, events.dec_pnt), run.exclusion, binning)
+        kept = 1.0 - _excluded_fraction(run, events, kind, binning)
         exposure = exposure * kept
     attrs = {
         "obs_id": run.obs_id,
@@ -90,6 +92,16 @@ def _run_arrays(run: RunInput, kind: ModelKind, binning: Binning, compiled, opti
         **input_attrs(events, compiled),
     }
     return counts, exposure, attrs
+
+
+def _excluded_fraction(run: RunInput, events, kind: ModelKind, binning: Binning):
+    """The kind's excluded fraction of each spatial bin over the run (RunError if it cannot)."""
+    pointing = RunPointing(events.ra_pnt, events.dec_pnt, events.header, events.gti)
+    try:
+        return kind.excluded_fraction(pointing, run.exclusion, binning)
+    except (KeyError, ValueError) as exc:
+        reason = f"cannot place the exclusion regions in its field of view: {exc}"
+        raise RunError(run.obs_id, run.events_file, reason) from None
 
 
 class RunBatch:

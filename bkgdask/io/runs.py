@@ -74,6 +74,10 @@ class RunEvents:
         The EVENTS header.
     columns : dict of str to numpy.ndarray
         Further EVENTS columns read on request, as stored.
+    counts : EventCounts, optional
+        Events read, used and dropped.
+    gti : numpy.ndarray, optional
+        (n, 2) good time intervals, merged, s on the EVENTS header's time reference.
     """
 
     obs_id: int
@@ -86,6 +90,7 @@ class RunEvents:
     header: object
     columns: dict = field(default_factory=dict)
     counts: EventCounts | None = None
+    gti: np.ndarray | None = None
 
 
 def read_failure(obs_id: int, path: str, exc: BaseException) -> RunError:
@@ -188,6 +193,7 @@ def read_run(run: RunInput, extra_columns: tuple[str, ...] = ()) -> RunEvents:
     if ra_factor != 1.0 or dec_factor != 1.0:
         ra, dec = ra * ra_factor, dec * dec_factor
     extra = {c: columns[c] for c in extra_columns}
+    gti_s = np.column_stack([gti_start, gti_stop]) + shift_s
     return RunEvents(
-        run.obs_id, energy, ra, dec, ra_pnt, dec_pnt, time_s, events.header, extra, counts
+        run.obs_id, energy, ra, dec, ra_pnt, dec_pnt, time_s, events.header, extra, counts, gti_s
     )

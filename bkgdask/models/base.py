@@ -24,7 +24,8 @@ import numpy as np
 import xarray as xr
 
 from .binning import Binning
-from .exclusion import sampled_excluded_fraction
+from .exclusion import rim_subdivisions, sampled_excluded_fraction
+from .fov import RunPointing
 from .inputs import combine_input_attrs
 
 RATE_UNIT = "s-1 MeV-1 sr-1"
@@ -148,25 +149,57 @@ class ModelKind:
         """The gammapy IRF object of a model (subclass)."""
         raise NotImplementedError
 
-    def sky_samples(self, pointing, binning: Binning) -> tuple[np.ndarray, np.ndarray]:
-        """Sky positions (deg) of equal-solid-angle sub-samples of each spatial bin (subclass).
+    def sky_samples(
+        self, pointing: RunPointing, binning: Binning, n_sub: int = 1, where=None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sky positions (deg) of equal-solid-angle sub-samples of the spatial bins (subclass).
 
-        Returns ``ra, dec`` of shape ``binning.shape[1:] + (n_sub,)`` for a run
-        pointed at ``pointing`` (RA, Dec, deg): the map from the kind's spatial
-        coordinates to the sky that :meth:`excluded_fraction` integrates over.
-        """
-        raise NotImplementedError
-
-    def excluded_fraction(self, pointing, regions, binning: Binning) -> np.ndarray:
-        """Fraction of each spatial bin's solid angle inside ``regions`` for one run.
-
-        Generic: the mean of the regions' inside test over :meth:`sky_samples`;
-        kinds with exact geometry override it.
+        The map from the kind's spatial coordinates to the sky that
+        :meth:`excluded_fraction` integrates over, at each of the kind's epochs
+        of the run: one for a frame fixed to the sky; for a frame that turns
+        against it, times standing for equal shares of the run's good time.
 
         Parameters
         ----------
-        pointing : tuple of float
-            (RA, Dec) of the run's pointing, deg.
+        pointing : RunPointing
+            The run.
+        binning : Binning
+            The kind's bins.
+        n_sub : int
+            Sub-samples per spatial axis: ``n_sub**2`` per bin and epoch, each
+            standing for the same solid angle; with 1, the bin's centre.
+        where : numpy.ndarray of bool, optional
+            Shape ``binning.shape[1:] + (n_epochs,)``: the (bin, epoch) pairs to sample.
+
+        Returns
+        -------
+        ra, dec : numpy.ndarray
+            Shape ``binning.shape[1:] + (n_epochs, n_sub**2)``, or ``(where.sum(), n_sub**2)``.
+        """
+        raise NotImplementedError
+
+    def bin_reach_deg(self, binning: Binning) -> np.ndarray:
+        """Angle (deg) within which each spatial bin lies around its centre sample (subclass).
+
+        Shape ``binning.shape[1:]``; the centre is :meth:`sky_samples` with ``n_sub=1``.
+        """
+        raise NotImplementedError
+
+    def excluded_fraction(self, pointing: RunPointing, regions, binning: Binning) -> np.ndarray:
+        """Fraction of each spatial bin's solid angle inside ``regions`` over one run.
+
+        Generic: bins whose centre lies farther from every region than the
+        bin's reach are out, bins within a circle by their reach are in, at each
+        epoch; the others are the mean of the regions' inside test over their
+        :meth:`sky_samples` (:func:`rim_subdivisions` per axis,
+        :func:`sampled_excluded_fraction`).
+        Kinds with exact geometry override it.
+
+        Parameters
+        ----------
+        pointing : RunPointing
+            The run: its pointing and, for frames that turn against the sky,
+            its good time and observatory.
         regions : sequence of bkgdask.models.exclusion.Circle or SkyShape
             Exclusion regions.
         binning : Binning
@@ -175,10 +208,17 @@ class ModelKind:
         Returns
         -------
         numpy.ndarray
-            Shape ``binning.shape[1:]``, in [0, 1].
+            Shape ``binning.shape[1:]``, in [0, 1]: the mean over the run's epochs.
         """
         ra, dec = self.sky_samples(pointing, binning)
-        return sampled_excluded_fraction(ra, dec, regions)
+        n_sub = rim_subdivisions(ra.shape[-2])
+        return sampled_excluded_fraction(
+            ra[..., 0],
+            dec[..., 0],
+            self.bin_reach_deg(binning),
+            regions,
+            lambda where: self.sky_samples(pointing, binning, n_sub, where),
+        )
 
     # -- shared by every kind ------------------------------------------------------------
 

@@ -21,8 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Sub-samples per axis and spatial bin of the numerical integration.
+#: Sub-samples per axis and offset ring of the numerical integration.
 N_SUB = 64
+#: Sub-samples per axis of a bin on a region's rim (generic integration), one epoch.
+N_SUB_BIN = 32
+#: ... and at least, at each of many epochs (whose sub-grids are shifted against each other).
+N_SUB_EPOCH = 8
+#: Added to a bin's reach (deg): the ALTAZ maps are rotations to ~1 arcsec (aberration).
+REACH_MARGIN_DEG = 1e-3
 
 
 @dataclass(frozen=True)
@@ -148,24 +154,57 @@ def _sampled_ring_fraction(edges, pointing, regions) -> np.ndarray:
     return inside_any(regions, ra, dec).reshape(n_ring, -1).mean(axis=1)
 
 
-def sampled_excluded_fraction(ra, dec, regions) -> np.ndarray:
-    """Excluded fraction of spatial bins from equal-solid-angle sub-samples.
+def sampled_excluded_fraction(centre_ra, centre_dec, reach_deg, regions, samples) -> np.ndarray:
+    """Excluded fraction of spatial bins over a run, from their centres and sub-samples.
 
     The generic part of :meth:`bkgdask.models.base.ModelKind.excluded_fraction`.
+    At each epoch a bin whose centre is farther from every region's bounding
+    circle than the bin's reach is out (0), one inside a :class:`Circle` by
+    more than its reach is in (1); the others, on a rim, are the mean of the
+    regions' inside test over the bin's sub-samples. The result is the mean
+    over the epochs.
 
     Parameters
     ----------
-    ra, dec : numpy.ndarray
-        Sky positions (deg) of the sub-samples, shape ``spatial_shape + (n_sub,)``,
-        each sub-sample standing for the same solid angle within its bin.
+    centre_ra, centre_dec : numpy.ndarray
+        Sky positions (deg) of the bins' centres, shape ``spatial_shape + (n_epochs,)``.
+    reach_deg : numpy.ndarray
+        Shape ``spatial_shape``: every point of a bin lies within this angle of its centre.
     regions : sequence of Circle or SkyShape
+    samples : callable
+        ``samples(where)`` with ``where`` a bool array shaped as ``centre_ra``
+        gives ``ra, dec`` (deg) of the selected (bin, epoch) pairs' sub-samples,
+        shape ``(where.sum(), n_sub)``, each standing for the same solid angle.
 
     Returns
     -------
     numpy.ndarray
         Shape ``spatial_shape``, in [0, 1].
     """
-    return inside_any(regions, ra, dec).mean(axis=-1)
+    reach = np.asarray(reach_deg, dtype=np.float64)[..., None] + REACH_MARGIN_DEG
+    inside = np.zeros(np.shape(centre_ra), dtype=bool)
+    near = np.zeros(np.shape(centre_ra), dtype=bool)
+    for region in regions:
+        distance = separation_deg(region.ra, region.dec, centre_ra, centre_dec)
+        near |= distance < region.radius + reach
+        if isinstance(region, Circle):
+            inside |= distance + reach <= region.radius
+    fraction = inside.astype(np.float64)
+    rim = near & ~inside
+    if np.any(rim):
+        ra, dec = samples(rim)
+        fraction[rim] = inside_any(regions, ra, dec).mean(axis=-1)
+    return fraction.mean(axis=-1)
+
+
+def rim_subdivisions(n_epochs: int) -> int:
+    """Sub-samples per axis of a rim bin at each of ``n_epochs`` epochs.
+
+    :data:`N_SUB_BIN` for one epoch; with more, about ``N_SUB_BIN**2`` samples
+    in all (the epochs' sub-grids are shifted against each other), at least
+    :data:`N_SUB_EPOCH` per axis.
+    """
+    return max(N_SUB_EPOCH, int(np.ceil(N_SUB_BIN / np.sqrt(n_epochs))))
 
 
 def destination(ra_deg, dec_deg, offset_deg, position_angle_deg):

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -37,6 +38,10 @@ FIT_GRID_DEG = np.linspace(-4.0, 4.0, 3)
 #: Spline nodes per run of the field rotation: < 0.1 arcsec within 3 deg on all H.E.S.S. DR1 runs
 #: (0.074 arcsec at most, against astropy per event).
 DEFAULT_N_NODES = 64
+#: Longest share of good time (s) that one epoch of :attr:`RunPointing.epochs` stands for.
+EPOCH_S = 60.0
+#: Steps of the R2 sequence in two dimensions: 1/g and 1/g² with g³ = g + 1 (Roberts 2018).
+R2_STEPS = (0.7548776662466927, 0.5698402909980532)
 
 
 def offset_frame_matrix(lon_pnt_deg, lat_pnt_deg) -> np.ndarray:
@@ -64,8 +69,8 @@ def offset_frame_matrix(lon_pnt_deg, lat_pnt_deg) -> np.ndarray:
 
 
 def unit_vectors(lon_deg, lat_deg) -> np.ndarray:
-    """Cartesian unit vectors, shape (..., 3), of directions given in deg."""
-    lon, lat = np.radians(lon_deg), np.radians(lat_deg)
+    """Cartesian unit vectors, shape (..., 3), of directions given in deg (broadcast together)."""
+    lon, lat = np.broadcast_arrays(np.radians(lon_deg), np.radians(lat_deg))
     return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
 
 
@@ -300,3 +305,149 @@ def fov_altaz(ra_deg, dec_deg, time, ra_pnt_deg: float, dec_pnt_deg: float, rota
     vectors = np.stack(radec_fov_vectors(ra_deg, dec_deg, ra_pnt_deg, dec_pnt_deg), axis=-1)
     rotated = np.einsum("nij,nj->ni", rotation.matrices(time), vectors)
     return vectors_to_lonlat(rotated[:, 0], rotated[:, 1], rotated[:, 2])
+
+
+def times_in_gtis(elapsed: np.ndarray, gti: np.ndarray) -> np.ndarray:
+    """Times (s) that are ``elapsed`` seconds of good time after the start of the first GTI."""
+    lengths = gti[:, 1] - gti[:, 0]
+    ends = np.cumsum(lengths)
+    index = np.minimum(np.searchsorted(ends, elapsed, side="right"), len(gti) - 1)
+    return gti[index, 0] + elapsed - (ends[index] - lengths[index])
+
+
+@dataclass(frozen=True, eq=False)
+class RunPointing:
+    """What maps one run's FoV frame onto the sky: its pointing and, for ALTAZ, when and where.
+
+    The RADEC frame needs the pointing alone. The ALTAZ frame turns against
+    RA/Dec during the run (field rotation), so it needs the run's good time
+    (:attr:`epochs`) and the observatory and time reference of its EVENTS header.
+
+    Attributes
+    ----------
+    ra, dec : float
+        Pointing (ICRS), deg.
+    header : Mapping
+        EVENTS header: time reference and observatory keywords
+        (:mod:`bkgdask.models.observer`); ALTAZ only.
+    gti : numpy.ndarray, optional
+        (n, 2) good time intervals, s on the EVENTS header's time reference; ALTAZ only.
+    """
+
+    ra: float
+    dec: float
+    header: Mapping = field(default_factory=dict)
+    gti: np.ndarray | None = None
+
+    @cached_property
+    def epochs(self) -> np.ndarray:
+        """Times (s) in the middle of equal shares of the good time, none longer than EPOCH_S.
+
+        The midpoint rule over the run's good time: an average over these
+        times is one over the run's exposure.
+        """
+        if self.gti is None or len(self.gti) == 0:
+            raise ValueError("the run's good time intervals are needed (ALTAZ alignment)")
+        gti = np.asarray(self.gti, dtype=np.float64).reshape(-1, 2)
+        total = float(np.sum(gti[:, 1] - gti[:, 0]))
+        n = max(1, int(np.ceil(total / EPOCH_S)))
+        return times_in_gtis((np.arange(n) + 0.5) * total / n, gti)
+
+    @cached_property
+    def altaz_maps(self) -> np.ndarray:
+        """Maps from the RADEC to the ALTAZ FoV frame at the :attr:`epochs`, (n, 3, 3).
+
+        As :func:`fov_maps` (the kernel's field rotation is a spline through
+        those); computed once per run.
+        """
+        header = {**self.header, "RA_PNT": self.ra, "DEC_PNT": self.dec}
+        return fov_maps(header, self.epochs / seconds_per_time_unit(self.header))
+
+    def fov_to_icrs(self, alignment: str) -> np.ndarray:
+        """Linear maps from FoV vectors of ``alignment`` to ICRS vectors, (n_epochs, 3, 3).
+
+        One epoch for RADEC (the transpose of :func:`offset_frame_matrix`), the
+        :attr:`epochs` for ALTAZ (through the inverse of :attr:`altaz_maps`);
+        the images are unit vectors to ~1e-5 (aberration).
+        """
+        to_icrs = offset_frame_matrix(self.ra, self.dec).T
+        if alignment == "RADEC":
+            return to_icrs[None]
+        if alignment != "ALTAZ":
+            raise ValueError(f"alignment must be RADEC or ALTAZ, got {alignment!r}")
+        return to_icrs @ np.linalg.inv(self.altaz_maps)
+
+
+def subpixel_shifts(n_epochs: int) -> np.ndarray:
+    """Where the samples sit in their sub-pixels at successive epochs, (n_epochs, 2) in [0, 1).
+
+    The middle (0.5, 0.5) at the first epoch, then the R2 low-discrepancy
+    sequence (Roberts 2018): an average over epochs samples each pixel on a
+    finer set of points than any one epoch.
+    """
+    return np.mod(0.5 + np.arange(n_epochs)[:, None] * np.asarray(R2_STEPS), 1.0)
+
+
+def pixel_sample_vectors(lon_edges_deg, lat_edges_deg, lon_index, lat_index, n_sub, shifts=0.5):
+    """FoV unit vectors of ``n_sub`` x ``n_sub`` sub-pixels of equal solid angle of given pixels.
+
+    A pixel is cut in equal steps of longitude and of sin(latitude), so every
+    sub-pixel has the same solid angle; each holds one sample, ``shifts`` of
+    the way across it in lon and in sin(lat).
+
+    Parameters
+    ----------
+    lon_edges_deg, lat_edges_deg : array-like
+        FoV pixel edges, deg.
+    lon_index, lat_index : numpy.ndarray
+        (k,) pixel indices.
+    n_sub : int
+        Sub-pixels per axis.
+    shifts : float or numpy.ndarray
+        Position of the sample in its sub-pixel, in [0, 1): a number, or
+        (k, 2) per pixel (lon, sin lat); 0.5 is the middle.
+
+    Returns
+    -------
+    x, y, z : numpy.ndarray
+        (k, n_sub**2) each: unit vectors in the FoV frame.
+    """
+    lon_index, lat_index = np.asarray(lon_index), np.asarray(lat_index)
+    shifts = np.broadcast_to(np.asarray(shifts, dtype=np.float64), (lon_index.size, 2))
+    lon = np.radians(np.asarray(lon_edges_deg, dtype=np.float64))
+    sin_lat = np.sin(np.radians(np.asarray(lat_edges_deg, dtype=np.float64)))
+    steps = np.arange(n_sub)
+    lon_s = lon[lon_index, None] + np.diff(lon)[lon_index, None] * (steps + shifts[:, :1]) / n_sub
+    sin_s = sin_lat[lat_index, None] + np.diff(sin_lat)[lat_index, None] * (
+        (steps + shifts[:, 1:]) / n_sub
+    )
+    cos_s = np.sqrt(np.clip(1.0 - sin_s**2, 0.0, 1.0))
+    shape = (lon_index.size, n_sub * n_sub)
+    x = (np.cos(lon_s)[:, :, None] * cos_s[:, None, :]).reshape(shape)
+    y = (np.sin(lon_s)[:, :, None] * cos_s[:, None, :]).reshape(shape)
+    z = np.broadcast_to(sin_s[:, None, :], (lon_index.size, n_sub, n_sub)).reshape(shape)
+    return x, y, z
+
+
+def pixel_reach_deg(lon_edges_deg, lat_edges_deg) -> np.ndarray:
+    """Angle (deg) from each pixel's centre sample to its farthest point.
+
+    The centre sample is :func:`pixel_sample_vectors`' with one sub-pixel. The
+    distance from a point grows monotonically along a meridian and along a
+    parallel away from it, so the farthest point of a lon/lat pixel is a corner.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_lon, n_lat), deg.
+    """
+    lon = np.asarray(lon_edges_deg, dtype=np.float64)
+    lat = np.asarray(lat_edges_deg, dtype=np.float64)
+    i, j = np.indices((lon.size - 1, lat.size - 1)).reshape(2, -1)
+    centre = np.concatenate(pixel_sample_vectors(lon, lat, i, j, 1), axis=-1)  # (n, 3)
+    reach = np.zeros(i.size)
+    for corner_lon in (lon[:-1], lon[1:]):
+        for corner_lat in (lat[:-1], lat[1:]):
+            chord = np.linalg.norm(unit_vectors(corner_lon[i], corner_lat[j]) - centre, axis=-1)
+            reach = np.maximum(reach, np.degrees(2 * np.arcsin(np.clip(chord / 2, 0, 1))))
+    return reach.reshape(lon.size - 1, lat.size - 1)

@@ -178,25 +178,30 @@ def _scoring_step(problem: _Problem, coef, lambdas, inverse: bool = True):
 
 
 def _update_lambdas(problem: _Problem, bases, lambdas, coef, hess_inv, gains) -> np.ndarray:
-    """Extended Fellner-Schall step towards the REML penalty weights (Wood & Fasiolo 2017).
+    """Extended Fellner-Schall step towards the REML penalty weights (:func:`fellner_schall`)."""
+    pinv_traces = _penalty_pinv_traces(bases, lambdas)
+    numerators = [t - np.sum(hess_inv * s) for t, s in zip(pinv_traces, problem.penalties)]
+    return fellner_schall(lambdas, numerators, [coef @ s @ coef for s in problem.penalties], gains)
+
+
+def fellner_schall(lambdas, numerators, denominators, gains, max_gain=8.0) -> np.ndarray:
+    """New penalty weights from the Fellner-Schall ratios ``tr(S_λ⁻ S_d) − tr(H⁻¹ S_d)`` over
+    ``cᵀ S_d c`` (Wood & Fasiolo 2017).
 
     The step in ``log λ_d`` is the Fellner-Schall one times ``gains[d]``:
-    doubled (up to 8) while it keeps its sign, reset to 1 when it turns
-    (updated in place). A weight creeping towards a bound (the penalised
+    doubled (up to ``max_gain``) while it keeps its sign, reset to 1 when it
+    turns (updated in place). A weight creeping towards a bound (the penalised
     component is absent from the data) gets there in a few steps instead
     of dozens; the fixed point, where the ratio is 1, is the same.
     """
-    pinv_traces = _penalty_pinv_traces(bases, lambdas)
     new = np.empty(len(lambdas))
-    for d, (lam, penalty) in enumerate(zip(lambdas, problem.penalties)):
-        numerator = pinv_traces[d] - np.sum(hess_inv * penalty)
-        denominator = coef @ penalty @ coef
+    for d, (lam, numerator, denominator) in enumerate(zip(lambdas, numerators, denominators)):
         ratio = numerator / denominator if denominator > 0 and numerator > 0 else 100.0
         log_step = np.log(np.clip(ratio, 0.01, 100.0))
         if np.sign(log_step) != np.sign(gains[d][1]):
             gains[d][0] = 1.0
         step = np.clip(gains[d][0] * log_step, -np.log(100.0), np.log(100.0))
-        gains[d][:] = min(2 * gains[d][0], 8.0), log_step
+        gains[d][:] = min(2 * gains[d][0], max_gain), log_step
         new[d] = lam * np.exp(step)
     return np.clip(new, *_LAMBDA_RANGE)
 

@@ -1,10 +1,13 @@
-"""Simulate off-run stores whose FoV background (:class:`Truth3D`) is known exactly.
+"""Simulate stores whose FoV background (:class:`Truth3D`) is known exactly.
 
 Runs are observed from the simulated site at fixed declination, with their
 mid-run hour angles spread evenly over ``[hour_angle_min, hour_angle_max]``:
 the pointing's RA is the local sidereal time at mid-run minus the hour angle,
-its Alt/Az (header and obs-index) astropy's at mid-run. Event times are
-uniform in the GTIs, so an ALTAZ truth rotates across RA/Dec during a run.
+its Alt/Az (header and obs-index) astropy's at mid-run. With ``ra_pnt`` set
+the runs track one target instead (every pointing at ``ra_pnt``), and
+``sources`` add the events of Gaussian sources fixed on the sky to every
+run. Event times are uniform in the GTIs, so an ALTAZ truth rotates across
+RA/Dec during a run.
 One Dask task per run, seeded ``SeedSequence(seed, spawn_key=(obs_id,))``::
 
     from bkgdask.sim.simulate3d import Simulation3DConfig, simulate_store_3d
@@ -22,8 +25,10 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..models.fov import times_in_gtis
 from ..models.observer import observatory_location, time_reference_and_unit
 from .simulate import SIMULATION_FILE, TARGET_NAME, SimulationConfig, _check_empty, compute_tasks
+from .sources import PointSource, source_events
 from .store_writer import _SITE, _TIME_KEYS, RunRows, RunSpec, write_indexes, write_run
 from .truth3d import Truth3D
 
@@ -41,6 +46,9 @@ class Simulation3DConfig(BaseModel):
         Seed of the runs' random generators.
     dec_pnt : float
         Declination of every pointing, deg.
+    ra_pnt : float, optional
+        Right ascension of every pointing, deg: the runs track one target
+        (the hour angles are not used); default: from the hour angles.
     hour_angle_min, hour_angle_max : float
         Mid-run hour angles of the first and last run, h.
     duration, n_gti, gti_gap : float, int, float
@@ -51,6 +59,10 @@ class Simulation3DConfig(BaseModel):
         Gzip the run files.
     truth : Truth3D
         The FoV background rate.
+    sources : list of PointSource
+        Gaussian sources fixed on the sky whose events are added to every run
+        (drawn after the background's, which stays that of the same store
+        without sources); the runs keep their target name.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -58,6 +70,7 @@ class Simulation3DConfig(BaseModel):
     n_obs: int = Field(ge=1)
     seed: int = Field(0, ge=0)
     dec_pnt: float = Field(-30.0, ge=-90, le=90)
+    ra_pnt: float | None = Field(None, ge=0, lt=360)
     hour_angle_min: float = Field(-3.0, ge=-12, le=12)
     hour_angle_max: float = Field(3.0, ge=-12, le=12)
     duration: float = Field(1680.0, gt=0.0)
@@ -66,6 +79,7 @@ class Simulation3DConfig(BaseModel):
     obs_id_start: int = Field(1, ge=0)
     compress: bool = True
     truth: Truth3D = Field(default_factory=Truth3D)
+    sources: list[PointSource] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_hour_angles(self) -> Simulation3DConfig:
@@ -97,18 +111,20 @@ def run_header(ra_pnt: float, dec_pnt: float) -> dict:
     return {**_TIME_KEYS, **_SITE, "RA_PNT": float(ra_pnt), "DEC_PNT": float(dec_pnt)}
 
 
-def _pointing(header: dict, time_s: float, hour_angle_h: float, dec_deg: float):
-    """RA (deg) at hour angle ``hour_angle_h`` at ``time_s``, and the pointing's Alt/Az (deg)."""
+def _pointing(header: dict, time_s: float, hour_angle_h: float | None, ra: float, dec: float):
+    """Pointing RA (deg) and its Alt/Az (deg) at ``time_s``.
+
+    The RA is ``ra``, or with ``hour_angle_h`` (h) the one at that hour angle then.
+    """
     from astropy.coordinates import AltAz, SkyCoord
 
     reference, seconds = time_reference_and_unit(header)
     location = observatory_location(header)
     when = reference + time_s * seconds * u.s
-    lst = when.sidereal_time("apparent", longitude=location.lon).to_value(u.deg)
-    ra = float(np.mod(lst - 15.0 * hour_angle_h, 360.0))
-    altaz = SkyCoord(ra * u.deg, dec_deg * u.deg).transform_to(
-        AltAz(obstime=when, location=location)
-    )
+    if hour_angle_h is not None:
+        lst = when.sidereal_time("apparent", longitude=location.lon).to_value(u.deg)
+        ra = float(np.mod(lst - 15.0 * hour_angle_h, 360.0))
+    altaz = SkyCoord(ra * u.deg, dec * u.deg).transform_to(AltAz(obstime=when, location=location))
     return ra, float(altaz.alt.to_value(u.deg)), float(altaz.az.to_value(u.deg))
 
 
@@ -126,13 +142,23 @@ def simulate_run_3d(config: Simulation3DConfig, index: int) -> RunSpec:
     rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(obs_id,)))
     gti = config.gti(index)
     middle = 0.5 * (gti[0, 0] + gti[-1, 1])
+    hour_angle = config.hour_angle(index) if config.ra_pnt is None else None
     ra_pnt, alt, az = _pointing(
-        run_header(0.0, config.dec_pnt), middle, config.hour_angle(index), config.dec_pnt
+        run_header(0.0, config.dec_pnt), middle, hour_angle, config.ra_pnt, config.dec_pnt
     )
     if alt <= 0:
         raise ValueError(f"run {obs_id} points below the horizon (alt {alt:.1f} deg)")
     header = run_header(ra_pnt, config.dec_pnt)
     energy, ra, dec, time = config.truth.sample_run(rng, header, gti)
+    if config.sources:
+        duration = float(np.sum(gti[:, 1] - gti[:, 0]))
+        parts = [(energy, ra, dec, time)]
+        for source in config.sources:
+            extra = source_events(rng, source, duration)
+            parts.append((*extra, times_in_gtis(rng.uniform(0.0, duration, extra[0].size), gti)))
+        energy, ra, dec, time = (np.concatenate(column) for column in zip(*parts))
+        order = np.argsort(time, kind="stable")
+        energy, ra, dec, time = energy[order], ra[order], dec[order], time[order]
     return RunSpec(
         obs_id=obs_id,
         ra_pnt=ra_pnt,

@@ -26,6 +26,7 @@ from ..models.fov import (
     field_rotation,
     fov_maps,
     offset_frame_matrix,
+    times_in_gtis,
     unit_vectors,
     vectors_to_lonlat,
 )
@@ -200,14 +201,6 @@ class Truth3D(BaseModel):
         if alignment == "ALTAZ":  # binning in Alt/Az, truth fixed in RA/Dec
             maps = np.linalg.inv(maps)
         return list(zip(maps, shares, strict=True))
-
-
-def times_in_gtis(elapsed: np.ndarray, gti: np.ndarray) -> np.ndarray:
-    """Times (s) that are ``elapsed`` seconds of good time after the start of the first GTI."""
-    lengths = gti[:, 1] - gti[:, 0]
-    ends = np.cumsum(lengths)
-    index = np.minimum(np.searchsorted(ends, elapsed, side="right"), len(gti) - 1)
-    return gti[index, 0] + elapsed - (ends[index] - lengths[index])
 
 
 def midpoint_times(gti: Sequence, step_s: float) -> tuple[np.ndarray, np.ndarray]:

@@ -3,10 +3,12 @@
 A histogram model is its counts: they are compared with the truth's
 expectation under Poisson errors. A smoothed model (header ``SMMETHOD``
 other than ``NONE``) is its prediction, rate x exposure on the build's
-bins, compared under its own stored 1-sigma error (``BKG_ERR`` x
-exposure). Those errors are correlated between neighbouring bins, so the
-χ² of a smoothed model is only approximately χ²-distributed with one degree
-of freedom per bin.
+bins; the fit is redone from the counts and exposure the model stores, and
+the residual is measured in the fit's own covariance, projected on its
+``ceil(edf)`` leading eigenvectors (a χ² with that many degrees of
+freedom). :func:`compare_to_truth` takes a BKG_2D model and the 2-D truth;
+:func:`compare_to_expected` any model and expected counts on its bins (a
+BKG_3D truth's, summed over the model's runs).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from scipy import stats
 
 from ..io.store import DataStore
 from ..models import Model
+from ..models.base import labelled
 from ..sim.truth import TruthModel
 from .observation_times import observation_times
 
@@ -96,6 +99,25 @@ def compare_to_truth(
     seconds = np.array([time[o] for o in model.obs_ids])
     b = model.binning
     expected = truth.expected_counts(b["energy"], b["offset"], zen, seconds)
+    return compare_to_expected(model, expected, min_expected)
+
+
+def compare_to_expected(model: Model, expected, min_expected: float = 10.0) -> TruthComparison:
+    """Compare one model's prediction (rate x the runs' exposure) with expected counts.
+
+    Any kind: ``expected`` holds the truth's expected counts of the model's
+    runs on the model's bins (for BKG_3D e.g. the sum over the runs of
+    :meth:`bkgdask.sim.truth3d.Truth3D.expected_counts`).
+
+    Parameters
+    ----------
+    model : Model
+        The model.
+    expected : numpy.ndarray
+        Expected counts, shape of the model's binning.
+    min_expected : float
+        Bins with fewer expected counts are left out of the histogram's χ².
+    """
     # The model's prediction over the runs' whole exposure: with exclusion regions the
     # stored counts and exposure lack the excluded areas, which the truth integrates.
     exposure = model.kind.exposure(model.binning, model.observation_time)
@@ -117,12 +139,14 @@ def _smooth_chi2(model: Model, predicted, expected, exposure) -> tuple[float, in
     deterministic fit). Its bin integrals are correlated, of rank about the
     effective number of parameters: the residual is projected on the
     ``ceil(edf)`` leading eigenvectors of their covariance, a χ² with that many
-    degrees of freedom.
+    degrees of freedom (for BKG_3D found from the coefficients' side,
+    :meth:`~bkgdask.models.grid_rate.GridSmoothRate.projected_chi2`).
     """
-    from ..models.smoothing import fit_binned_rate
+    from ..models.grid_rate import GridSmoothRate
 
-    edges = model.binning["energy"], model.binning["offset"]
-    fit = fit_binned_rate(model.counts, model.exposure, *edges)
+    fit = model.kind.fit(labelled(model.counts, model.exposure, model.binning, {}))
+    if isinstance(fit, GridSmoothRate):
+        return fit.projected_chi2(predicted - expected, exposure)
     scale = exposure.ravel()
     values, vectors = np.linalg.eigh(fit.rate_covariance() * np.outer(scale, scale))
     n_dof = int(np.ceil(fit.edf))

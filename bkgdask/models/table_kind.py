@@ -1,0 +1,174 @@
+"""GADF background tables (BKG_2D, BKG_3D): histogram or P-spline rate, the HDU out and back in.
+
+With ``model.smoothing: pspline`` (the default) a group's rate is a Poisson
+P-spline fit and ``BKG`` holds its point values on a node grid on which
+gammapy's interpolation between bin centres reproduces the fit's bin
+integrals (:mod:`.gadf_nodes`); with ``none`` it is the histogram, counts /
+exposure, on the build's bins. Either way the HDU also carries, on the
+build's bins (``CNT_<axis>_LO/HI`` columns), the ``COUNTS`` and ``EXPOSURE``
+the model was made from, the model's bin-average rate ``BKG_RATE`` and its
+1-sigma error ``BKG_ERR``; ``SMMETHOD`` and the ``SM*`` keywords say how.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from astropy.io import fits
+
+from ..errors import SelectionError
+from ..io.gadf import BKG_COLUMN_UNIT
+from .base import RATE_UNIT, Model, ModelKind, edges_of
+from .binning import Binning
+from .gadf_table import bkg_table_hdu, edge_columns, row_edges, table_column
+
+#: Columns on the build's bins: (name, unit), each in the axis order of ``BKG``.
+BUILD_COLUMNS = (
+    ("COUNTS", ""),
+    ("EXPOSURE", "s MeV sr"),
+    ("BKG_RATE", BKG_COLUMN_UNIT),
+    ("BKG_ERR", BKG_COLUMN_UNIT),
+)
+
+
+def raw_rate(counts, exposure) -> tuple[np.ndarray, np.ndarray]:
+    """The histogram estimate: counts / exposure and its Poisson error sqrt(counts) / exposure.
+
+    Both are 0 where a bin holds no counts, NaN where it has no exposure.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    exposure = np.asarray(exposure, dtype=np.float64)
+    exposed = exposure > 0
+    rate = np.divide(counts, exposure, out=np.full(counts.shape, np.nan), where=exposed)
+    error = np.divide(np.sqrt(counts), exposure, out=np.full(counts.shape, np.nan), where=exposed)
+    return rate, error
+
+
+class TableKind(ModelKind):
+    """A kind written as a GADF background table, its rate a histogram or a P-spline fit.
+
+    Subclasses set :attr:`columns` and :attr:`gammapy_class` and give the fit
+    (:meth:`fit`) and its node grid (:meth:`node_table`).
+    """
+
+    #: Per axis, in ``dims`` order: GADF column prefix and unit (``("ENERG", "TeV")``).
+    columns: ClassVar[tuple[tuple[str, str], ...]]
+    #: The ``gammapy.irf`` class that reads the table (``Background2D``).
+    gammapy_class: ClassVar[str]
+
+    def fit(self, total):
+        """The P-spline fit of a group's summed counts and exposure (subclass)."""
+        raise NotImplementedError
+
+    def node_table(self, rate) -> tuple:
+        """Edges of every axis and the point rates of a fit's node grid (subclass)."""
+        raise NotImplementedError
+
+    def table_hdu(self, edges, rate, extra=()) -> fits.BinTableHDU:
+        """The GADF HDU of a rate on ``edges`` (one array per axis), with ``extra`` columns."""
+        axes = [(name, e, unit) for (name, unit), e in zip(self.columns, edges)]
+        return bkg_table_hdu(axes, rate, self.hdu_class, extra)
+
+    def of_header(self, header) -> TableKind:
+        """The kind a model HDU's header describes (itself by default)."""
+        return self
+
+    def gammapy_options(self) -> dict:
+        """Further arguments of the gammapy class (none by default)."""
+        return {}
+
+    def finalize(self, total, model=None):
+        """Histogram rate (``model`` None or ``smoothing: none``), or the fit of :meth:`fit`.
+
+        Raises
+        ------
+        SelectionError
+            If a smoothed group holds no counts inside the model's bins.
+        """
+        if getattr(model, "smoothing", "none") != "pspline":
+            return self.histogram_rate(total)
+        if not total["counts"].values.sum() > 0:
+            raise SelectionError(
+                "a group has no counts inside the model bins: nothing to smooth "
+                "(widen the bins or use smoothing: none)"
+            )
+        return self.fit(total)
+
+    def histogram_rate(self, total) -> np.ndarray:
+        """The histogram estimate of a group, counts / exposure (s-1 MeV-1 sr-1)."""
+        return super().finalize(total)
+
+    def to_hdu(self, total, rate) -> fits.BinTableHDU:
+        """BKG on the node grid of a smooth rate, or on the build's bins of a histogram."""
+        binning = edges_of(total, self.dims)
+        edges = [binning[d] for d in self.dims]
+        counts, exposure = total["counts"].values, total["exposure"].values
+        if not isinstance(rate, np.ndarray):  # a smooth rate
+            table = self.node_table(rate)
+            build_rate, error = rate.bin_average(), rate.rate_error()
+            keywords = rate.parameters
+        else:
+            table = (*edges, rate)
+            build_rate, error = rate, raw_rate(counts, exposure)[1]
+            keywords = {"SMMETHOD": ("NONE", "histogram: counts / exposure")}
+        grids = (counts, exposure, build_rate, error)
+        hdu = self.table_hdu(table[:-1], table[-1], extra=self.build_columns(edges, grids))
+        hdu.header.update(keywords)
+        return hdu
+
+    def build_columns(self, edges, grids) -> list[fits.Column]:
+        """Edge columns ``CNT_*`` of the build's bins and the :data:`BUILD_COLUMNS` on them.
+
+        Parameters
+        ----------
+        edges : sequence of numpy.ndarray
+            The build's bin edges of every axis (TeV, deg).
+        grids : sequence of numpy.ndarray
+            Counts, exposure (s MeV sr), rate and its error (s-1 MeV-1 sr-1), each
+            of the binning's shape.
+        """
+        columns = []
+        for (name, unit), e in zip(self.columns, edges):
+            columns += edge_columns(f"CNT_{name}", e, unit)
+        dim = "(" + ",".join(str(len(e) - 1) for e in edges) + ")"
+        for (name, unit), grid in zip(BUILD_COLUMNS, grids):
+            columns.append(table_column(name, np.asarray(grid).T, unit, dim))
+        return columns
+
+    def from_hdu(self, name: str, header, data) -> Model:
+        """The model on the build's bins (``CNT_*`` columns when present), node grid aside."""
+        kind = self.of_header(header)
+        table_binning = self._binning(data, "")
+        # GADF stores BKG with the axes reversed; bkgdask works in (energy, ...).
+        rate = np.asarray(data["BKG"][0], dtype=np.float64).T
+        if f"CNT_{self.columns[0][0]}_LO" not in data.names:
+            return Model(name, kind, table_binning, rate, dict(header))
+        binning = self._binning(data, "CNT_")
+        counts, exposure, build_rate, error = (
+            np.asarray(data[column][0], dtype=np.float64).T for column, _ in BUILD_COLUMNS
+        )
+        nodes = None if binning == table_binning else (table_binning, rate)
+        return Model(
+            name, kind, binning, build_rate, dict(header), [], counts, exposure, error, nodes
+        )
+
+    def _binning(self, data, prefix: str) -> Binning:
+        return Binning.of(
+            **{
+                dim: row_edges(data, f"{prefix}{name}_LO", f"{prefix}{name}_HI")
+                for dim, (name, _) in zip(self.dims, self.columns)
+            }
+        )
+
+    def to_gammapy(self, model: Model):
+        """The gammapy IRF in s-1 MeV-1 sr-1 (on the node grid when there is one)."""
+        import astropy.units as u
+        import gammapy.irf
+        from gammapy.maps import MapAxis
+
+        binning, rate = model.nodes or (model.binning, model.rate)
+        axes = [MapAxis.from_energy_edges(binning["energy"] * u.TeV)]
+        axes += [MapAxis.from_edges(binning[d] * u.deg, name=d) for d in self.dims[1:]]
+        irf = getattr(gammapy.irf, self.gammapy_class)
+        return irf(axes=axes, data=rate, unit=RATE_UNIT, **model.kind.gammapy_options())
