@@ -7,8 +7,8 @@ bkgdask.engine.tasks does), then times, per run and summed over the runs (median
 of the repeats): the 2D kernel ``bkgdask.models.kernel2d.count_events`` (19 energy x 9
 offset bins) and the 3D kernel ``bkgdask.models.kernel3d.count_fov_events`` (19 energy
 x 60 x 60 FoV bins of 0.1 deg) for the RADEC and ALTAZ alignments, compiled and
-numpy; and the per-run astropy cost of the ALTAZ field rotation
-(``bkgdask.fov.field_rotation``). Prints events/s per core and the ratios.
+numpy; and the per-run cost of the ALTAZ field rotation
+(``bkgdask.models.fov.field_rotation``, ERFA). Prints events/s per core and the ratios.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def main() -> None:
         return field_rotation(t.header, t.columns["TIME"].min(), t.columns["TIME"].max())
 
     seconds = median_seconds(rotation, events, max(1, args.repeat // 3))
-    print(f"ALTAZ field rotation (astropy, per run): {seconds / len(events) * 1e3:.1f} ms")
+    print(f"ALTAZ field rotation (ERFA, per run): {seconds / len(events) * 1e3:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -115,6 +119,34 @@ def test_counts_identical_on_every_backend(altaz_store):
         for label, total in counts[0].items():
             np.testing.assert_array_equal(other[label]["counts"].values, total["counts"].values)
             np.testing.assert_allclose(other[label]["exposure"].values, total["exposure"].values)
+
+
+ALTAZ_PROBE = """
+import json, sys
+import bkgdask
+from bkgdask.config import BuildConfig
+config = BuildConfig().updated({"model": {"kind": "bkg_3d", "fov_alignment": "altaz"},
+                                "compute": {"scheduler": "threads", "progress": False}})
+bkgdask.build(sys.argv[1], config).write(sys.argv[2])
+heavy = ("astropy.coordinates", "astropy.utils.iers", "scipy", "gammapy")
+print(json.dumps({name: name in sys.modules for name in heavy}))
+"""
+
+
+def test_altaz_build_loads_no_coordinates_nor_iers_table(altaz_store, tmp_path):
+    """The field rotation is ERFA's: no astropy.coordinates, no IERS table (seconds a process)."""
+    bundle = tmp_path / "bkg.fits.gz"
+    proc = subprocess.run(
+        [sys.executable, "-c", ALTAZ_PROBE, str(altaz_store[0]), str(bundle)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not any(loaded.values()), loaded
+    models, _ = read_models(bundle)
+    assert {m.kind for m in models.values()} == {Bkg3D("ALTAZ")}
 
 
 def test_bundle_read_by_gammapy(altaz_store, tmp_path):

@@ -30,14 +30,13 @@ from bkgdask.models.exclusion import Circle, SkyShape, destination
 from bkgdask.models.fov import (
     RunPointing,
     fov_radec,
-    observatory_location,
     offset_frame_matrix,
     pixel_sample_vectors,
-    time_reference_and_unit,
     times_in_gtis,
     unit_vectors,
     vectors_to_lonlat,
 )
+from bkgdask.models.observer import observatory_location, time_reference_and_unit
 from bkgdask.sim.simulate3d import Simulation3DConfig, run_header, simulate_store_3d
 from bkgdask.sim.sources import PointSource
 from bkgdask.sim.truth import TruthModel

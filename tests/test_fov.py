@@ -9,7 +9,7 @@ from astropy.coordinates import AltAz, SkyCoord, SkyOffsetFrame
 from gammapy.utils.coordinates import FoVAltAzFrame, FoVICRSFrame, sky_to_fov
 
 from bkgdask.io.fitsread import read_tables
-from bkgdask.models import fov, kernel3d
+from bkgdask.models import fov, kernel3d, observer
 from bkgdask.models.kernel2d import HAVE_NUMBA
 
 ENERGY_EDGES = np.logspace(-1, 2, 20)
@@ -34,9 +34,9 @@ def hess_run(path, wanted=("ENERGY", "RA", "DEC", "TIME")):
 
 def astropy_altaz_fov(ra, dec, time, header):
     """astropy per event: event and pointing to AltAz at the event's time, then the offset frame."""
-    reference, seconds = fov.time_reference_and_unit(header)
+    reference, seconds = observer.time_reference_and_unit(header)
     frame = AltAz(
-        obstime=reference + time * seconds * u.s, location=fov.observatory_location(header)
+        obstime=reference + time * seconds * u.s, location=observer.observatory_location(header)
     )
     pointing = SkyCoord(header["RA_PNT"] * u.deg, header["DEC_PNT"] * u.deg).transform_to(frame)
     offset = SkyCoord(ra * u.deg, dec * u.deg).transform_to(frame)
@@ -82,9 +82,9 @@ def test_altaz_matches_astropy_and_gammapy_frame(hess_dir):
     assert near.sum() > 200
     assert separation_arcsec(lon, lat, ref_lon, ref_lat)[near].max() < 0.1
     # gammapy's frame, at the events' times: the same coordinates, the same sign of fov_lon.
-    reference, seconds = fov.time_reference_and_unit(header)
+    reference, seconds = observer.time_reference_and_unit(header)
     times = reference + time * seconds * u.s
-    location = fov.observatory_location(header)
+    location = observer.observatory_location(header)
     origin = SkyCoord(header["RA_PNT"] * u.deg, header["DEC_PNT"] * u.deg).transform_to(
         AltAz(obstime=times, location=location)
     )
@@ -98,11 +98,44 @@ def test_altaz_matches_astropy_and_gammapy_frame(hess_dir):
     assert separation_arcsec(lon, lat, radec_lon, radec_lat)[near].max() > 60
 
 
+def astropy_fov_maps(header, times):
+    """The RADEC-to-ALTAZ FoV maps as fov.fov_maps fits them, with astropy's full AltAz."""
+    reference, seconds = observer.time_reference_and_unit(header)
+    frame = AltAz(
+        obstime=(reference + times * seconds * u.s)[:, None],
+        location=observer.observatory_location(header),
+    )
+    grid_lon, grid_lat = np.meshgrid(fov.FIT_GRID_DEG, fov.FIT_GRID_DEG)
+    vectors = fov.unit_vectors(np.append(0.0, grid_lon), np.append(0.0, grid_lat))
+    icrs = vectors @ fov.offset_frame_matrix(header["RA_PNT"], header["DEC_PNT"])
+    ra, dec = fov.vectors_to_lonlat(icrs[:, 0], icrs[:, 1], icrs[:, 2])
+    altaz = SkyCoord(ra * u.deg, dec * u.deg).transform_to(frame)
+    az, alt = altaz.az.deg, altaz.alt.deg
+    maps = []
+    for i in range(len(times)):
+        target = fov.unit_vectors(az[i], alt[i]) @ fov.offset_frame_matrix(az[i, 0], alt[i, 0]).T
+        maps.append(np.linalg.lstsq(vectors, target, rcond=None)[0].T)
+    return np.array(maps)
+
+
+def map_difference_arcsec(maps, reference_maps):
+    """Largest distance (arcsec) between the images of the +-3 deg FoV corners and axes."""
+    points = fov.unit_vectors(np.array([3, 3, -3, -3, 0, 3, 0]), np.array([3, -3, 3, -3, 3, 0, 0]))
+    moved = [np.einsum("nij,kj->nki", m, points) for m in (maps, reference_maps)]
+    moved = [v / np.linalg.norm(v, axis=-1, keepdims=True) for v in moved]
+    return np.degrees(np.linalg.norm(moved[0] - moved[1], axis=-1)).max() * 3600
+
+
 @pytest.mark.requires_data
 def test_accuracy_on_every_hess_run(hess_dir):
-    """All 105 DR1 runs, 500 events each: max error against astropy, both alignments."""
+    """All 105 DR1 runs, 500 events each: max error against astropy, both alignments.
+
+    ALTAZ: the ERFA maps against astropy's at 4 times per run (the UT1 - UTC and
+    polar motion astropy uses, read without its IERS table), and the events'
+    coordinates (the spline in time, the linear map) against astropy per event.
+    """
     rng = np.random.default_rng(3)
-    worst = {"RADEC": 0.0, "ALTAZ": 0.0, "ALTAZ all offsets": 0.0}
+    worst = {"RADEC": 0.0, "ALTAZ maps": 0.0, "ALTAZ": 0.0, "ALTAZ all offsets": 0.0}
     paths = sorted((hess_dir / "data").glob("*.fits.gz"))
     for path in paths:
         columns, header = hess_run(path)
@@ -113,6 +146,11 @@ def test_accuracy_on_every_hess_run(hess_dir):
         ref_lon, ref_lat = sky_to_fov(ra * u.deg, dec * u.deg, ra_pnt * u.deg, dec_pnt * u.deg)
         error = separation_arcsec(lon, lat, ref_lon.wrap_at(180 * u.deg).deg, ref_lat.deg)
         worst["RADEC"] = max(worst["RADEC"], error.max())
+        nodes = np.linspace(columns["TIME"].min(), columns["TIME"].max(), 4)
+        difference = map_difference_arcsec(
+            fov.fov_maps(header, nodes), astropy_fov_maps(header, nodes)
+        )
+        worst["ALTAZ maps"] = max(worst["ALTAZ maps"], difference)
         rotation = fov.field_rotation(header, columns["TIME"].min(), columns["TIME"].max())
         lon, lat = fov.fov_altaz(ra, dec, time, ra_pnt, dec_pnt, rotation)
         ref_lon, ref_lat = astropy_altaz_fov(ra, dec, time, header)
@@ -123,7 +161,67 @@ def test_accuracy_on_every_hess_run(hess_dir):
     print(f"\n{len(paths)} runs, max error (arcsec): {worst}")
     assert len(paths) == 105
     assert worst["RADEC"] < 1e-6
+    assert worst["ALTAZ maps"] < 1e-4
     assert worst["ALTAZ"] < 0.1
+
+
+@pytest.mark.requires_data
+def test_earth_rotation_matters_near_the_zenith(hess_dir):
+    """Without UT1 - UTC and polar motion, a DR1 run near the zenith is off by > 1 arcsec."""
+    columns, header = hess_run(hess_dir / "data" / "hess_dl3_dr1_obs_id_027121.fits.gz", ["TIME"])
+    nodes = np.linspace(columns["TIME"].min(), columns["TIME"].max(), 4)
+    reference = astropy_fov_maps(header, nodes)
+    assert map_difference_arcsec(fov.fov_maps(header, nodes), reference) < 1e-4
+    zero = np.zeros(nodes.size)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(observer, "earth_orientation", lambda utc1, utc2: (zero, zero, zero))
+        assert map_difference_arcsec(fov.fov_maps(header, nodes), reference) > 1.0
+
+
+@pytest.mark.parametrize(
+    "iso", ["2004-03-01 22:10:00", "2005-12-31 23:00:00", "2008-12-31 23:59:30", "2026-10-01 02:00"]
+)
+def test_earth_orientation_as_astropy(iso):
+    """UT1 - UTC and polar motion as astropy's default IERS table gives them, leap seconds too.
+
+    The last date is beyond the bundled IERS-B table: astropy itself is asked.
+    """
+    from astropy.time import Time
+    from astropy.utils import iers
+
+    utc = Time(iso, scale="utc") + np.linspace(0, 7200, 9) * u.s
+    dut1, xp, yp = observer.earth_orientation(utc.jd1, utc.jd2)
+    table = iers.earth_orientation_table.get()
+    np.testing.assert_allclose(dut1, table.ut1_utc(utc).to_value("s"), rtol=0, atol=1e-12)
+    ref_x, ref_y = table.pm_xy(utc)
+    np.testing.assert_allclose(xp, ref_x.to_value("rad"), rtol=0, atol=1e-16)
+    np.testing.assert_allclose(yp, ref_y.to_value("rad"), rtol=0, atol=1e-16)
+
+
+@pytest.mark.parametrize("scale", ["TT", "TAI", "UTC", "GPS", "TDB", "TCG"])
+def test_utc_dates_as_astropy(scale):
+    from astropy.time import Time
+
+    header = {"MJDREFI": 51910, "MJDREFF": 7.4287037037e-4, "TIMESYS": scale, "TIMEUNIT": "s"}
+    times = np.array([1.5e8, 1.5e8 + 1680.5, 2.3e8])  # 2005, across the 2008-12-31 leap second
+    utc1, utc2 = observer.utc_dates(header, times)
+    astropy_scale, shift = ("tai", 19.0) if scale == "GPS" else (scale.lower(), 0.0)  # TAI - GPS
+    reference = Time(header["MJDREFI"], header["MJDREFF"], format="mjd", scale=astropy_scale)
+    reference = reference + (times + shift) * u.s
+    seconds = ((utc1 - reference.utc.jd1) + (utc2 - reference.utc.jd2)) * 86400
+    assert np.max(np.abs(seconds)) < (2e-3 if scale == "TDB" else 1e-6)  # TDB taken as TT
+    minutes = {**header, "TIMEUNIT": "min"}
+    np.testing.assert_allclose(observer.utc_dates(minutes, times / 60)[1], utc2, rtol=0, atol=1e-12)
+
+
+def test_spline_as_scipy():
+    from scipy.interpolate import CubicSpline
+
+    rng = np.random.default_rng(7)
+    for n in (4, 5, 64):
+        values = rng.normal(size=(n, 9))
+        expected = np.moveaxis(CubicSpline(np.arange(n), values, axis=0).c, 0, 1)
+        np.testing.assert_allclose(fov.spline_coefficients(values), expected, rtol=0, atol=1e-12)
 
 
 def test_pixel_solid_angles_against_monte_carlo_and_quadrature():
@@ -221,4 +319,10 @@ def test_bad_input():
     with pytest.raises(ValueError, match="drift"):
         kernel3d.histogram_fov(columns, {**header, "OBS_MODE": "DRIFT"}, ENERGY_EDGES)
     with pytest.raises(ValueError, match="TIMEREF"):
-        fov.time_reference_and_unit({"TIMEREF": "SOLARSYSTEM", "MJDREFI": 0, "MJDREFF": 0})
+        observer.time_reference_and_unit({"TIMEREF": "SOLARSYSTEM", "MJDREFI": 0, "MJDREFF": 0})
+    with pytest.raises(ValueError, match="TIMEREF"):
+        observer.utc_dates({"TIMEREF": "SOLARSYSTEM", "MJDREFI": 0, "MJDREFF": 0}, [0.0])
+    with pytest.raises(ValueError, match="TIMEUNIT"):
+        observer.utc_dates({"TIMEUNIT": "fortnight", "MJDREFI": 0, "MJDREFF": 0}, [0.0])
+    with pytest.raises(KeyError, match="ALTITUDE"):
+        observer.site_of({"GEOLON": 16.5, "GEOLAT": -23.3})

@@ -11,7 +11,7 @@ gradient points to the zenith: as the field rotates during a run, it sweeps
 across RA/Dec. Events are drawn exactly (Poisson thinning of the radially
 symmetric rate); :meth:`Truth3D.expected_counts` integrates numerically: Gauss-
 Legendre over each pixel and, when the binning's frame is not the truth's,
-the midpoint rule over the run's GTIs (field rotation from astropy).
+the midpoint rule over the run's GTIs (field rotation from ERFA, as the build).
 """
 
 from __future__ import annotations
@@ -19,16 +19,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-import astropy.units as u
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..models.fov import (
     field_rotation,
-    fov_maps_at,
-    observatory_location,
+    fov_maps,
     offset_frame_matrix,
-    time_reference_and_unit,
     times_in_gtis,
     unit_vectors,
     vectors_to_lonlat,
@@ -200,13 +197,7 @@ class Truth3D(BaseModel):
         if alignment not in ("RADEC", "ALTAZ"):
             raise ValueError(f"alignment must be RADEC or ALTAZ, got {alignment!r}")
         times, shares = midpoint_times(gti, TIME_STEP_S)
-        reference, seconds = time_reference_and_unit(header)
-        maps = fov_maps_at(
-            reference + times * seconds * u.s,
-            float(header["RA_PNT"]),
-            float(header["DEC_PNT"]),
-            observatory_location(header),
-        )
+        maps = fov_maps(header, times)
         if alignment == "ALTAZ":  # binning in Alt/Az, truth fixed in RA/Dec
             maps = np.linalg.inv(maps)
         return list(zip(maps, shares, strict=True))
