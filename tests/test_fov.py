@@ -126,6 +126,7 @@ def map_difference_arcsec(maps, reference_maps):
     return np.degrees(np.linalg.norm(moved[0] - moved[1], axis=-1)).max() * 3600
 
 
+@pytest.mark.slow
 @pytest.mark.requires_data
 def test_accuracy_on_every_hess_run(hess_dir):
     """All 105 DR1 runs, 500 events each: max error against astropy, both alignments.

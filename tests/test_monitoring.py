@@ -45,6 +45,7 @@ class _Finished(SchedulerPlugin):
             self.count += 1
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_build_changes_nothing(store, reference):
     with (
         LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster,
