@@ -3,12 +3,15 @@
     python benchmarks/kernel3d.py [--repeat 7]
 
 Reads the EVENTS columns of the 45 H.E.S.S. DL3 DR1 off runs once (as
-bkgdask.engine.tasks does), then times, per run and summed over the runs (median
-of the repeats): the 2D kernel ``bkgdask.models.kernel2d.count_events`` (19 energy x 9
-offset bins) and the 3D kernel ``bkgdask.models.kernel3d.count_fov_events`` (19 energy
-x 60 x 60 FoV bins of 0.1 deg) for the RADEC and ALTAZ alignments, compiled and
-numpy; and the per-run cost of the ALTAZ field rotation
-(``bkgdask.models.fov.field_rotation``, ERFA). Prints events/s per core and the ratios.
+bkgdask.engine.tasks does), then times, per run and summed over the runs, the
+2D kernel ``bkgdask.models.kernel2d.count_events`` (19 energy x 9 offset bins)
+and the 3D kernel ``bkgdask.models.kernel3d.count_fov_events`` (19 energy x
+60 x 60 FoV bins of 0.1 deg) for the RADEC and ALTAZ alignments, compiled and
+numpy. In each repeat the three kernels take turns; speeds are medians over
+the repeats, ratios to the 2D kernel the median (and quartiles) of the
+repeats' own ratios. Last, the per-run cost of setting up the ALTAZ field
+rotation (``bkgdask.models.fov.field_rotation``, ERFA), which the kernel
+times leave out. Prints events/s per core and the ratios.
 """
 
 from __future__ import annotations
@@ -42,15 +45,16 @@ def off_runs() -> list:
     return [read_tables(run.events_file, {run.events_hdu: wanted})[run.events_hdu] for run in runs]
 
 
-def median_seconds(func, events: list, repeat: int) -> float:
-    """Median over the repeats of the time for calling ``func`` on every run."""
-    totals = []
+def seconds_side_by_side(funcs: dict, events: list, repeat: int) -> dict:
+    """Per function, the time for calling it on every run, once in each repeat, taking turns."""
+    totals = {name: [] for name in funcs}
     for _ in range(repeat):
-        start = time.perf_counter()
-        for table in events:
-            func(table)
-        totals.append(time.perf_counter() - start)
-    return float(np.median(totals))
+        for name, func in funcs.items():
+            start = time.perf_counter()
+            for table in events:
+                func(table)
+            totals[name].append(time.perf_counter() - start)
+    return {name: np.array(values) for name, values in totals.items()}
 
 
 def main() -> None:
@@ -82,20 +86,24 @@ def main() -> None:
     print(f"{len(events)} off runs, {n_events:,} events; median of {args.repeat} repeats")
     for compiled in (True, False):
         label = "compiled" if compiled else "numpy"
-        base = median_seconds(kernel2d(compiled), events, args.repeat)
-        print(f"{label:9s} 2D kernel     {n_events / base / 1e6:6.2f} M events/s")
-        for name, altaz in (("RADEC", False), ("ALTAZ", True)):
-            seconds = median_seconds(kernel3d(compiled, altaz), events, args.repeat)
-            print(
-                f"{label:9s} 3D {name} kernel {n_events / seconds / 1e6:6.2f} M events/s,"
-                f" {base / seconds:.2f} of the 2D kernel's speed"
-            )
+        funcs = {"2D": kernel2d(compiled), "3D RADEC": kernel3d(compiled, False)}
+        funcs["3D ALTAZ"] = kernel3d(compiled, True)
+        seconds = seconds_side_by_side(funcs, events, args.repeat)
+        for name, values in seconds.items():
+            speed = f"{label:9s} {name:8s} kernel {n_events / np.median(values) / 1e6:6.2f} M events/s"
+            if name == "2D":
+                print(speed)
+                continue
+            ratios = seconds["2D"] / values  # the repeats' ratios, each measured side by side
+            low, median, high = np.percentile(ratios, [25, 50, 75])
+            print(f"{speed}, {median:.2f} of the 2D kernel's speed (quartiles {low:.2f}-{high:.2f})")
 
     def rotation(t):
         return field_rotation(t.header, t.columns["TIME"].min(), t.columns["TIME"].max())
 
-    seconds = median_seconds(rotation, events, max(1, args.repeat // 3))
-    print(f"ALTAZ field rotation (ERFA, per run): {seconds / len(events) * 1e3:.2f} ms")
+    seconds = seconds_side_by_side({"rotation": rotation}, events, max(1, args.repeat // 3))
+    per_run = np.median(seconds["rotation"]) / len(events)
+    print(f"ALTAZ field rotation (ERFA, per run): {per_run * 1e3:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ azimuth) and ``fov_lat`` the offset-frame latitude.
   UTC and polar motion astropy would use; :mod:`bkgdask.models.observer`)
   evaluates the map from the RADEC FoV frame to the ALTAZ FoV frame on a
   coarse grid of times per run (:func:`field_rotation`); per event it is a
-  cubic spline of that 3x3 matrix applied to the RADEC FoV vector. Within 3
+  turn about the pointing (cubic splines of its cos and sin) after a fixed
+  small remainder (:class:`FieldRotation`), applied to the RADEC FoV vector. Within 3
   deg of the pointing it agrees with astropy's transformation per event to
   < 0.1 arcsec on every H.E.S.S. DR1 run (``tests/test_fov.py``).
 """
@@ -142,7 +143,14 @@ def pixel_solid_angles(lon_edges_deg, lat_edges_deg) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FieldRotation:
-    """The map from the RADEC to the ALTAZ FoV frame of one run, a cubic spline in time.
+    """The map from the RADEC to the ALTAZ FoV frame of one run, as a turn spline in time.
+
+    At time t the map is ``turn(t) @ rest``: ``turn`` is the reflection
+    ``[[1, 0, 0], [0, cos, sin], [0, sin, -cos]]`` between the right-handed RADEC
+    and the left-handed ALTAZ FoV axes about the pointing (the angle is the
+    field rotation), its cos and sin cubic splines in time; ``rest`` the small
+    remainder (differential aberration, ~1e-5 off the identity and changing by
+    < 1e-7 over a run) per segment, the mean of the nodes at its ends.
 
     Attributes
     ----------
@@ -150,23 +158,61 @@ class FieldRotation:
         Time of the first node, in the units of the EVENTS ``TIME`` column.
     inverse_step : float
         Inverse of the node spacing, per ``TIME`` unit.
-    coefficients : numpy.ndarray
-        (n_nodes - 1, 4, 9) float64: per segment the cubic's coefficients (highest
-        power first) of the nine matrix elements, in the segment's fraction [0, 1).
+    turn : numpy.ndarray
+        (n_nodes - 1, 4, 2) float64: per segment the cubic's coefficients (highest
+        power first) of cos and sin, in the segment's fraction [0, 1).
+    rest : numpy.ndarray
+        (n_nodes - 1, 9) float64: per segment the remainder, row-major.
     """
 
     time_start: float
     inverse_step: float
-    coefficients: np.ndarray
+    turn: np.ndarray
+    rest: np.ndarray
+
+    def _segments(self, time) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per time: cos and sin of the turn (n,) and the segment's remainder (n, 9)."""
+        position = (np.asarray(time, dtype=np.float64) - self.time_start) * self.inverse_step
+        segment = np.clip(position.astype(np.int64), 0, self.turn.shape[0] - 1)
+        fraction = position - segment
+        c = self.turn[segment]
+        cos_sin = [
+            ((c[:, 0, i] * fraction + c[:, 1, i]) * fraction + c[:, 2, i]) * fraction + c[:, 3, i]
+            for i in (0, 1)
+        ]
+        return cos_sin[0], cos_sin[1], self.rest[segment]
+
+    def apply(self, time, x, y, z) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The map applied to RADEC FoV vectors at their times; not normalised (|v| - 1 ~ 1e-4).
+
+        The arithmetic of the compiled kernel (:mod:`bkgdask.models.kernel3d`), in numpy.
+        """
+        cos_turn, sin_turn, n = self._segments(time)
+        x1 = n[:, 0] * x + n[:, 1] * y + n[:, 2] * z
+        y1 = n[:, 3] * x + n[:, 4] * y + n[:, 5] * z
+        z1 = n[:, 6] * x + n[:, 7] * y + n[:, 8] * z
+        return x1, cos_turn * y1 + sin_turn * z1, sin_turn * y1 - cos_turn * z1
 
     def matrices(self, time) -> np.ndarray:
-        """The 3x3 matrices (n, 3, 3) at event times (``TIME`` units); exact at the nodes."""
-        position = (np.asarray(time, dtype=np.float64) - self.time_start) * self.inverse_step
-        segment = np.clip(position.astype(np.int64), 0, self.coefficients.shape[0] - 1)
-        fraction = (position - segment)[:, None]
-        c = self.coefficients[segment]
-        values = ((c[:, 0] * fraction + c[:, 1]) * fraction + c[:, 2]) * fraction + c[:, 3]
-        return values.reshape(-1, 3, 3)
+        """The 3x3 matrices (n, 3, 3) at event times (``TIME`` units)."""
+        cos_turn, sin_turn, rest = self._segments(time)
+        turn = np.zeros((cos_turn.size, 3, 3))
+        turn[:, 0, 0] = 1.0
+        turn[:, 1, 1], turn[:, 1, 2], turn[:, 2, 1], turn[:, 2, 2] = (
+            cos_turn, sin_turn, sin_turn, -cos_turn,
+        )  # fmt: skip
+        return turn @ rest.reshape(-1, 3, 3)
+
+
+def unit_scale(excess):
+    """1 / sqrt(1 + excess) to third order: normalises vectors with |v|² - 1 = excess ~ 1e-4.
+
+    >>> float(unit_scale(0.0))
+    1.0
+    >>> abs(float(unit_scale(2e-4)) - 1 / (1 + 2e-4) ** 0.5) < 1e-12
+    True
+    """
+    return 1.0 - excess * (0.5 - 0.375 * excess)
 
 
 def fov_maps(header: Mapping, times) -> np.ndarray:
@@ -276,10 +322,19 @@ def field_rotation(
         time_max = time_min + 1.0 / seconds_per_time_unit(header)  # the map hardly changes
     nodes = np.linspace(time_min, time_max, n_nodes)
     maps = fov_maps(header, nodes)
+    angle = np.arctan2(maps[:, 1, 2] + maps[:, 2, 1], maps[:, 1, 1] - maps[:, 2, 2])
+    cos_sin = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    turn = np.zeros_like(maps)  # its own inverse
+    turn[:, 0, 0] = 1.0
+    turn[:, 1, 1], turn[:, 1, 2], turn[:, 2, 1], turn[:, 2, 2] = (
+        cos_sin[:, 0], cos_sin[:, 1], cos_sin[:, 1], -cos_sin[:, 0],
+    )  # fmt: skip
+    rest = (turn @ maps).reshape(n_nodes, 9)
     return FieldRotation(
         time_start=float(nodes[0]),
         inverse_step=float((n_nodes - 1) / (time_max - time_min)),
-        coefficients=np.ascontiguousarray(spline_coefficients(maps.reshape(n_nodes, 9))),
+        turn=np.ascontiguousarray(spline_coefficients(cos_sin)),
+        rest=np.ascontiguousarray(0.5 * (rest[:-1] + rest[1:])),
     )
 
 
@@ -302,9 +357,8 @@ def fov_altaz(ra_deg, dec_deg, time, ra_pnt_deg: float, dec_pnt_deg: float, rota
     fov_lon, fov_lat : numpy.ndarray
         float64, deg; ``fov_lon`` positive towards decreasing azimuth.
     """
-    vectors = np.stack(radec_fov_vectors(ra_deg, dec_deg, ra_pnt_deg, dec_pnt_deg), axis=-1)
-    rotated = np.einsum("nij,nj->ni", rotation.matrices(time), vectors)
-    return vectors_to_lonlat(rotated[:, 0], rotated[:, 1], rotated[:, 2])
+    vectors = radec_fov_vectors(ra_deg, dec_deg, ra_pnt_deg, dec_pnt_deg)
+    return vectors_to_lonlat(*rotation.apply(np.asarray(time, dtype=np.float64), *vectors))
 
 
 def times_in_gtis(elapsed: np.ndarray, gti: np.ndarray) -> np.ndarray:

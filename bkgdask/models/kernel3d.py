@@ -2,8 +2,9 @@
 
 Per event: energy bin, the event's Cartesian vector in the RADEC FoV frame
 (short Taylor series around the pointing, as :mod:`bkgdask.models.kernel2d`), for the
-ALTAZ alignment the run's field-rotation spline at the event's time applied to
-it, then the FoV bins found without inverse trigonometry: longitude through
+ALTAZ alignment the run's field rotation at the event's time applied to it
+(:class:`bkgdask.models.fov.FieldRotation`: a fixed near-identity remainder, then
+the turn about the pointing from cubic splines of its cos and sin), then the FoV bins found without inverse trigonometry: longitude through
 y/x against tan(lon edges), latitude through z/|v| against sin(lat edges),
 both monotonic. Compiled with numba when installed; otherwise the same
 arithmetic in vectorised numpy, giving the same counts.
@@ -16,7 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .fov import DEFAULT_N_NODES, FieldRotation, field_rotation, pixel_solid_angles
+from .fov import DEFAULT_N_NODES, FieldRotation, field_rotation, pixel_solid_angles, unit_scale
 from .fov import radec_fov_vectors as _radec_fov_vectors
 from .kernel2d import HAVE_NUMBA, _bin_of, _cos_small, _sin_small, _wrapped
 
@@ -24,7 +25,9 @@ from .kernel2d import HAVE_NUMBA, _bin_of, _cos_small, _sin_small, _wrapped
 ALIGNMENTS = ("RADEC", "ALTAZ")
 #: Proposed FoV binning: 0.1 deg bins over +-3 deg (H.E.S.S. DR1's models: 0.1 deg over +-2.5 deg).
 DEFAULT_FOV_EDGES_DEG = np.round(np.linspace(-3.0, 3.0, 61), 10)
-_NO_ROTATION = np.zeros((0, 4, 9))
+#: The loop's name of :func:`bkgdask.models.fov.unit_scale` (compiled in place by ``_compiled``).
+_unit_scale = unit_scale
+_NO_ROTATION = FieldRotation(0.0, 0.0, np.zeros((0, 4, 2)), np.zeros((0, 9)))
 
 
 def kernel_fov_edges(lon_edges_deg, lat_edges_deg) -> tuple[np.ndarray, np.ndarray]:
@@ -39,16 +42,27 @@ def kernel_fov_edges(lon_edges_deg, lat_edges_deg) -> tuple[np.ndarray, np.ndarr
     Returns
     -------
     tan_lon_edges, sin_lat_edges : numpy.ndarray
-        float64.
+        float64, read-only (cached: a build asks for the same edges once a run).
     """
-    lon = np.asarray(lon_edges_deg, dtype=np.float64)
-    lat = np.asarray(lat_edges_deg, dtype=np.float64)
-    for name, edges, limit in (("lon", lon, 90.0), ("lat", lat, 90.0)):
-        if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+    lon = np.ascontiguousarray(lon_edges_deg, dtype=np.float64)
+    lat = np.ascontiguousarray(lat_edges_deg, dtype=np.float64)
+    return _cached_kernel_edges(lon.tobytes(), lon.ndim, lat.tobytes(), lat.ndim)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_kernel_edges(lon_bytes, lon_ndim, lat_bytes, lat_ndim):
+    """:func:`kernel_fov_edges` of edges given by their float64 bytes and dimensions."""
+    kernel_edges = []
+    for name, raw, ndim in (("lon", lon_bytes, lon_ndim), ("lat", lat_bytes, lat_ndim)):
+        edges = np.frombuffer(raw, dtype=np.float64)
+        if ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
             raise ValueError(f"FoV {name} edges must be strictly increasing, got {edges.tolist()}")
-        if not np.all(np.abs(edges) <= limit) or (name == "lon" and np.any(np.abs(edges) == 90)):
+        if not np.all(np.abs(edges) <= 90.0) or (name == "lon" and np.any(np.abs(edges) == 90)):
             raise ValueError(f"FoV {name} edges out of range, got {edges.tolist()}")
-    return np.tan(np.radians(lon)), np.sin(np.radians(lat))
+        values = np.tan(np.radians(edges)) if name == "lon" else np.sin(np.radians(edges))
+        values.flags.writeable = False
+        kernel_edges.append(values)
+    return tuple(kernel_edges)
 
 
 def _bin_near_uniform(edges, value, n_bins, inverse_width):
@@ -67,13 +81,12 @@ def _bin_near_uniform(edges, value, n_bins, inverse_width):
 
 def _counts_loop(
     energy, ra, dec, time, ra_pnt, dec_pnt, energy_edges, tan_lon_edges, sin_lat_edges,
-    rotation, time_start, inverse_step,
+    turn, rest, time_start, inverse_step,
 ):  # fmt: skip
     """One pass: energy bin, RADEC FoV vector, field rotation (ALTAZ), FoV bins, count."""
     n_energy, n_lon, n_lat = energy_edges.size - 1, tan_lon_edges.size - 1, sin_lat_edges.size - 1
     counts = np.zeros((n_energy, n_lon, n_lat), dtype=np.int64)
-    n_segments = rotation.shape[0]
-    matrix = np.empty(9)
+    n_segments = turn.shape[0]
     deg = np.pi / 180.0
     ra0, dec0 = ra_pnt * deg, dec_pnt * deg
     cos_dec0, sin_dec0 = np.cos(dec0), np.sin(dec0)
@@ -101,13 +114,14 @@ def _counts_loop(
             position = (time[k] - time_start) * inverse_step
             segment = min(max(int(position), 0), n_segments - 1)
             f = position - segment
-            c = rotation[segment]
-            for i in range(9):
-                matrix[i] = ((c[0, i] * f + c[1, i]) * f + c[2, i]) * f + c[3, i]
-            wx = matrix[0] * x + matrix[1] * y + matrix[2] * z
-            wy = matrix[3] * x + matrix[4] * y + matrix[5] * z
-            wz = matrix[6] * x + matrix[7] * y + matrix[8] * z
-            x, y, z = wx, wy, wz / np.sqrt(wx * wx + wy * wy + wz * wz)
+            c, n = turn[segment], rest[segment]
+            cos_turn = ((c[0, 0] * f + c[1, 0]) * f + c[2, 0]) * f + c[3, 0]
+            sin_turn = ((c[0, 1] * f + c[1, 1]) * f + c[2, 1]) * f + c[3, 1]
+            x1 = n[0] * x + n[1] * y + n[2] * z
+            y1 = n[3] * x + n[4] * y + n[5] * z
+            z1 = n[6] * x + n[7] * y + n[8] * z
+            x, y, z = x1, cos_turn * y1 + sin_turn * z1, sin_turn * y1 - cos_turn * z1
+            z = z * _unit_scale(x * x + y * y + z * z - 1.0)
         if not x > 0:
             continue
         tan_lon = y / x
@@ -123,16 +137,13 @@ def _counts_loop(
 
 def _counts_numpy(
     energy, ra, dec, time, ra_pnt, dec_pnt, energy_edges, tan_lon_edges, sin_lat_edges,
-    rotation, time_start, inverse_step,
+    turn, rest, time_start, inverse_step,
 ):  # fmt: skip
     """The same arithmetic as :func:`_counts_loop`, vectorised."""
     x, y, z = _radec_fov_vectors(ra, dec, ra_pnt, dec_pnt)
-    if rotation.shape[0] > 0:
-        m = FieldRotation(time_start, inverse_step, rotation).matrices(time).reshape(-1, 9)
-        wx = m[:, 0] * x + m[:, 1] * y + m[:, 2] * z
-        wy = m[:, 3] * x + m[:, 4] * y + m[:, 5] * z
-        wz = m[:, 6] * x + m[:, 7] * y + m[:, 8] * z
-        x, y, z = wx, wy, wz / np.sqrt(wx * wx + wy * wy + wz * wz)
+    if turn.shape[0] > 0:
+        x, y, z = FieldRotation(time_start, inverse_step, turn, rest).apply(time, x, y, z)
+        z = z * unit_scale(x * x + y * y + z * z - 1.0)
     front = x > 0
     tan_lon = np.where(front, y / np.where(front, x, 1.0), np.inf)
     shape = (energy_edges.size - 1, tan_lon_edges.size - 1, sin_lat_edges.size - 1)
@@ -156,6 +167,7 @@ def _compiled():
     helpers = {"_sin_small": _sin_small, "_cos_small": _cos_small, "_bin_of": _bin_of}
     helpers["_wrapped"] = _wrapped
     helpers["_bin_near_uniform"] = _bin_near_uniform
+    helpers["_unit_scale"] = unit_scale
     # kernel.py may have compiled its helpers in place already: compile the Python functions.
     globals().update({name: inline(getattr(f, "py_func", f)) for name, f in helpers.items()})
     return njit(cache=True, nogil=True)(_counts_loop)
@@ -194,16 +206,14 @@ def count_fov_events(
     """
     tan_lon_edges, sin_lat_edges = kernel_fov_edges(lon_edges_deg, lat_edges_deg)
     if rotation is None:
-        coefficients, time_start, inverse_step, time = _NO_ROTATION, 0.0, 0.0, energy[:0]
+        rotation, time = _NO_ROTATION, energy[:0]
     elif time is None:
         raise ValueError("the ALTAZ alignment (a rotation) needs the event times")
-    else:
-        coefficients = rotation.coefficients
-        time_start, inverse_step = rotation.time_start, rotation.inverse_step
     loop = _compiled() if (HAVE_NUMBA if compiled is None else compiled) else _counts_numpy
     return loop(
         energy, ra, dec, time, float(ra_pnt), float(dec_pnt), np.asarray(energy_edges, float),
-        tan_lon_edges, sin_lat_edges, coefficients, float(time_start), float(inverse_step),
+        tan_lon_edges, sin_lat_edges, rotation.turn, rotation.rest, float(rotation.time_start),
+        float(rotation.inverse_step),
     )  # fmt: skip
 
 
