@@ -90,13 +90,15 @@ def main() -> None:
         funcs["3D ALTAZ"] = kernel3d(compiled, True)
         seconds = seconds_side_by_side(funcs, events, args.repeat)
         for name, values in seconds.items():
-            speed = f"{label:9s} {name:8s} kernel {n_events / np.median(values) / 1e6:6.2f} M events/s"
+            rate = n_events / np.median(values) / 1e6
+            speed = f"{label:9s} {name:8s} kernel {rate:6.2f} M events/s"
             if name == "2D":
                 print(speed)
                 continue
             ratios = seconds["2D"] / values  # the repeats' ratios, each measured side by side
             low, median, high = np.percentile(ratios, [25, 50, 75])
-            print(f"{speed}, {median:.2f} of the 2D kernel's speed (quartiles {low:.2f}-{high:.2f})")
+            quartiles = f"quartiles {low:.2f}-{high:.2f}"
+            print(f"{speed}, {median:.2f} of the 2D kernel's speed ({quartiles})")
 
     def rotation(t):
         return field_rotation(t.header, t.columns["TIME"].min(), t.columns["TIME"].max())

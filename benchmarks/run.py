@@ -195,7 +195,7 @@ from bkgdask.config import BuildConfig
 if __name__ == "__main__":
     store, workers = sys.argv[1], int(sys.argv[2])
     with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0",
-                      preload=["bkgdask.warmup"]) as cluster, Client(cluster) as client:
+                      preload=["bkgdask.compute.warmup"]) as cluster, Client(cluster) as client:
         config = BuildConfig().updated({"compute": {"progress": False}})
         bkgdask.build(store, config, client=client)  # loads the compiled loop on the workers
         client.get_task_stream()

@@ -5,7 +5,7 @@
 Per size (45 = the H.E.S.S. DL3 DR1 off runs; other sizes = simulated stores,
 written once with ``bkgdask simulate`` into ``--sim-dir``) it runs
 ``python -m bkgdask.cli build`` with the default scheduler and with
-``--scheduler sync|threads|local``, and ``benchmarks/tutorial_loop.py`` (up to
+``--scheduler sync|threads|processes|local``, and ``benchmarks/tutorial_loop.py`` (up to
 600 runs), alternating the commands in every round, and reports per command
 the median wall time, and the ratios measured side by side: default over the
 fastest explicit scheduler, tutorial over default, the default's events/s.
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("GAMMAPY_DATA") or ROOT.parent / "shared" / "data")
 HESS = DATA / "hess-dl3-dr1"
 OFF = "TARGET_NAME == 'Off data'"
-SCHEDULERS = ("default", "sync", "threads", "local")
+SCHEDULERS = ("default", "sync", "threads", "processes", "local")
 #: Largest store the tutorial loop is run on (it takes ~45 ms a run).
 TUTORIAL_MAX_RUNS = 600
 SUMMARY = re.compile(r"bkgdask: (\d+) runs, ([\d,]+) events")

@@ -13,7 +13,13 @@ from helpers import OFF, raise_if_dask_computes, small_store
 
 from bkgdask.compute import auto
 from bkgdask.compute.auto import Work, choose_scheduler, run_file_bytes
-from bkgdask.compute.backends import AutoBackend, LocalBackend, ThreadsBackend, make_backend
+from bkgdask.compute.backends import (
+    AutoBackend,
+    LocalBackend,
+    ProcessesBackend,
+    ThreadsBackend,
+    make_backend,
+)
 from bkgdask.compute.config import ComputeConfig
 from bkgdask.config import BuildConfig
 from bkgdask.engine.build import plan_build
@@ -28,9 +34,17 @@ def _work(core_seconds: float, cores: int) -> Work:
 
 
 def test_small_work_runs_in_this_process():
-    name, reason = choose_scheduler(_work(auto.LOCAL_CLUSTER_MIN_SECONDS / 10, cores=8))
+    name, reason = choose_scheduler(_work(auto.PROCESSES_MIN_SECONDS / 2, cores=8))
     assert name == "threads"
     assert "core-s" in reason
+
+
+@pytest.mark.skipif(not auto.can_fork(), reason="needs fork (Linux)")
+def test_seconds_of_work_go_to_forked_processes():
+    for seconds, cores in ((auto.PROCESSES_MIN_SECONDS * 2, 8), (1e4, 2)):
+        name, reason = choose_scheduler(_work(seconds, cores=cores))
+        assert name == "processes", (seconds, cores)
+        assert "GIL" in reason
 
 
 def test_large_work_on_many_cores_starts_a_local_cluster():
@@ -38,8 +52,9 @@ def test_large_work_on_many_cores_starts_a_local_cluster():
     assert name == "local"
 
 
-def test_few_cores_stay_in_this_process_whatever_the_work():
+def test_few_cores_never_start_a_local_cluster(monkeypatch):
     cores = auto.LOCAL_CLUSTER_MIN_CORES - 1
+    monkeypatch.setattr(auto, "can_fork", lambda: False)  # e.g. macOS: threads
     name, _ = choose_scheduler(_work(auto.LOCAL_CLUSTER_MIN_SECONDS * 100, cores=cores))
     assert name == "threads"
 
@@ -103,6 +118,7 @@ def test_auto_is_the_default_and_logs_its_choice(tmp_path, caplog):
 def test_explicit_scheduler_is_respected():
     assert isinstance(make_backend(ComputeConfig(scheduler="local")), LocalBackend)
     assert type(make_backend(ComputeConfig(scheduler="threads"))) is ThreadsBackend
+    assert type(make_backend(ComputeConfig(scheduler="processes"))) is ProcessesBackend
 
 
 def test_cli_prints_the_choice_line(tmp_path):

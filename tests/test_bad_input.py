@@ -158,8 +158,9 @@ def test_bad_config_and_edges(store, tmp_path):
     assert not any(tmp_path.glob("*.fits"))
 
 
-def test_run_error_crosses_processes_intact(store, tmp_path):
-    """A LocalCluster worker's failure reaches the user as the same error, via a real process."""
+@pytest.mark.parametrize("scheduler", ["local", "processes"])
+def test_run_error_crosses_processes_intact(store, tmp_path, scheduler):
+    """A worker process's failure (LocalCluster, forked) reaches the user as the same error."""
     error = RunError(5, "/x/y.fits", "zero observation time")
     assert str(pickle.loads(pickle.dumps(error))) == str(error)
     _zero_time_file = run_file(store)
@@ -174,7 +175,7 @@ def test_run_error_crosses_processes_intact(store, tmp_path):
         "-o",
         str(out),
         "--scheduler",
-        "local",
+        scheduler,
         "--n-workers",
         "2",
     ]

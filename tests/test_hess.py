@@ -129,9 +129,9 @@ def test_bundle_keywords(hess_build):
 
 
 def test_schedulers_agree(hess_dir):
-    """sync, threads and a LocalCluster give the same counts and rates."""
+    """sync, threads, forked processes and a LocalCluster give the same counts and rates."""
     results = {}
-    for scheduler in ("sync", "threads", "local"):
+    for scheduler in ("sync", "threads", "processes", "local"):
         config = BuildConfig().updated(
             {
                 "selection": OFF,

@@ -32,7 +32,7 @@ def _modules_after_build(store, scheduler: str) -> dict:
 
 def test_in_process_builds_import_only_what_they_need(tmp_path):
     store = small_store(tmp_path / "store")
-    for scheduler in ("sync", "threads", "auto"):
+    for scheduler in ("sync", "threads", "processes", "auto"):
         loaded = _modules_after_build(store, scheduler)
         assert not any(loaded.values()), (scheduler, loaded)
 

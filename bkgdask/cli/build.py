@@ -49,7 +49,7 @@ log = logging.getLogger("bkgdask")
 @click.option(
     "--scheduler",
     default=None,
-    help="auto (default) | local | threads | sync | slurm | pbs | sge | htcondor | lsf"
+    help="auto (default) | local | processes | threads | sync | slurm | pbs | sge | htcondor | lsf"
     " | tcp://HOST:PORT.",
 )
 @click.option("--n-workers", type=click.IntRange(min=1), default=None, help="Local workers.")

@@ -4,16 +4,23 @@ The estimate is one core's seconds for the runs: a fixed cost per run (open,
 headers, task) plus inflating and binning its compressed bytes, fitted to the
 CPU time (user + sys) of ``--scheduler sync`` builds of 45 H.E.S.S. DR1 runs
 (25 MB, 0.31 core-s), 600 and 6,000 simulated runs (54 MB, ~1 core-s; 559 MB,
-7.6 core-s), each less that of a 4-run build (the imports). On 2 cores a
-LocalCluster lost to threads and sync at every size measured (up to 6,000
-runs, ~7.6 core-s: 21.6 s against 16.7 s), so it is chosen only with 3 or
-more free cores and a minute of work; on a busy machine (the CPU use of
-other processes, sampled) with one free core, one thread (``sync``) beat a pool.
+7.6 core-s), each less that of a 4-run build (the imports). Threads share the
+GIL, which the per-run Python (headers, checks) holds: on 2 cores worker
+processes forked from this one (``processes``: no start-up, they inherit the
+imports) took 5.5 s for 6,000 runs where threads took 8 s, and tied with
+threads at 45 and 600 runs; so from :data:`PROCESSES_MIN_SECONDS` of work
+they are chosen where ``fork`` is (Linux). A LocalCluster lost to both at every
+size measured on 2 cores (its workers import everything afresh), so it is
+chosen only with 3 or more free cores and a minute of work, where its
+dashboard is worth having; on a busy machine (the CPU use of other
+processes, sampled) with one free core, one thread (``sync``) beat a pool.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -23,6 +30,8 @@ from dataclasses import dataclass
 SECONDS_PER_RUN = 1.0e-4
 #: One core's cost per compressed MB of run file (inflate, verify, bin), s.
 SECONDS_PER_MB = 0.0125
+#: One core's seconds of work from which forked worker processes are chosen over threads.
+PROCESSES_MIN_SECONDS = 1.0
 #: One core's seconds of work from which a LocalCluster beats threads in this process.
 LOCAL_CLUSTER_MIN_SECONDS = 60.0
 #: Fewest free cores for which a LocalCluster can beat threads (with 2, threads won at all sizes).
@@ -122,7 +131,8 @@ def choose_scheduler(work: Work, address: str | None = None) -> tuple[str, str]:
     Returns
     -------
     name, reason : str
-        ``sync``, ``threads``, ``local`` or the address; the reason as shown to the user.
+        ``sync``, ``threads``, ``processes``, ``local`` or the address; the reason
+        as shown to the user.
     """
     size = (
         f"{work.n_runs} runs, {work.n_bytes / 1e6:.0f} MB, "
@@ -132,12 +142,16 @@ def choose_scheduler(work: Work, address: str | None = None) -> tuple[str, str]:
         return address, f"{size}; Dask's config sets scheduler-address"
     if work.free < 2:
         return "sync", f"{size}; one core: no thread pool"
-    if work.free < LOCAL_CLUSTER_MIN_CORES:
-        return "threads", f"{size}; threads beat worker processes on < 3 cores"
-    if work.core_seconds < LOCAL_CLUSTER_MIN_SECONDS:
-        limit = LOCAL_CLUSTER_MIN_SECONDS
-        return "threads", f"{size}; under {limit:.0f} core-s a LocalCluster does not pay its start"
-    return "local", f"{size}; enough work to pay a LocalCluster's start"
+    if work.free >= LOCAL_CLUSTER_MIN_CORES and work.core_seconds >= LOCAL_CLUSTER_MIN_SECONDS:
+        return "local", f"{size}; enough work to pay a LocalCluster's start"
+    if work.core_seconds >= PROCESSES_MIN_SECONDS and can_fork():
+        return "processes", f"{size}; forked workers share no GIL and start with this process"
+    return "threads", f"{size}; little work: threads in this process"
+
+
+def can_fork() -> bool:
+    """Whether worker processes can be forked cheaply and safely here (Linux)."""
+    return sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
 
 
 def configured_address() -> str | None:

@@ -4,9 +4,10 @@ Every backend is a context manager with ``start()`` (begin starting early,
 in the background), ``weigh(runs)`` (see the runs' files), ``prepare(n_runs)``
 (size itself to the work), ``compute(graphs)`` and ``close()``. ``auto`` (the
 default) picks one of the others from the work; ``sync`` and ``threads`` run
-in this process; ``local`` starts a LocalCluster; an address connects to a
-running scheduler; each batch system (dask-jobqueue) is a subclass overriding
-``name`` and ``cluster_class``, like dask-jobqueue's own classes.
+in this process, ``processes`` on workers forked from it; ``local`` starts a
+LocalCluster; an address connects to a running scheduler; each batch system
+(dask-jobqueue) is a subclass overriding ``name`` and ``cluster_class``, like
+dask-jobqueue's own classes.
 """
 
 from __future__ import annotations
@@ -109,6 +110,49 @@ class ThreadsBackend(Backend):
         from dask.threaded import get
 
         return {"scheduler": get, "num_workers": self.config.n_workers or default_workers()}
+
+
+class ProcessesBackend(Backend):
+    """Runs graphs on worker processes forked from this one (``processes``).
+
+    Forked after planning, the workers start with this process's imports and
+    its first labelled partial made: nothing to start up, and no GIL shared
+    between the runs (each loads the compiled loop itself, in parallel, when
+    the build uses it: 0.2-0.4 s faster than loading it before the fork). Where
+    ``fork`` is missing (Windows) the workers are spawned and import afresh.
+    """
+
+    name = "processes"
+
+    def __init__(self, config, announce=None):
+        super().__init__(config, announce)
+        self._pool = None
+
+    def start(self) -> ProcessesBackend:
+        check_n_workers(self.config.n_workers)
+        return self
+
+    def _dask_options(self) -> dict:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        from dask.multiprocessing import get
+
+        from .warmup import ignore_interrupts, warm_up
+
+        warm_up()  # before the fork: the workers inherit it
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+        self._pool = ProcessPoolExecutor(
+            self.config.n_workers or default_workers(),
+            mp_context=multiprocessing.get_context(method),
+            initializer=ignore_interrupts,
+        )
+        return {"scheduler": get, "pool": self._pool}
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+        self._pool = None
 
 
 class DistributedBackend(Backend):
@@ -346,6 +390,7 @@ BACKENDS: dict[str, type[Backend]] = {
         AutoBackend,
         Backend,
         ThreadsBackend,
+        ProcessesBackend,
         LocalBackend,
         DistributedBackend,
         SlurmBackend,

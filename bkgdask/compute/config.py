@@ -19,8 +19,8 @@ class ComputeConfig(Strict):
 
     scheduler: str = Field(
         default="auto",
-        description="auto | local | threads | sync | slurm | pbs | sge | htcondor | lsf"
-        " | tcp://HOST:PORT; auto: threads or a LocalCluster by the work",
+        description="auto | local | processes | threads | sync | slurm | pbs | sge | htcondor | lsf"
+        " | tcp://HOST:PORT; auto: threads, forked processes or a LocalCluster by the work",
     )
     n_workers: int | None = Field(default=None, ge=1, description="default: number of cores")
     split_every: int = Field(default=8, ge=2, description="fan-in of each reduction task")

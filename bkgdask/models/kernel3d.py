@@ -3,11 +3,12 @@
 Per event: energy bin, the event's Cartesian vector in the RADEC FoV frame
 (short Taylor series around the pointing, as :mod:`bkgdask.models.kernel2d`), for the
 ALTAZ alignment the run's field rotation at the event's time applied to it
-(:class:`bkgdask.models.fov.FieldRotation`: a fixed near-identity remainder, then
-the turn about the pointing from cubic splines of its cos and sin), then the FoV bins found without inverse trigonometry: longitude through
-y/x against tan(lon edges), latitude through z/|v| against sin(lat edges),
-both monotonic. Compiled with numba when installed; otherwise the same
-arithmetic in vectorised numpy, giving the same counts.
+(:class:`bkgdask.models.fov.FieldRotation`: a fixed near-identity remainder,
+then the turn about the pointing from cubic splines of its cos and sin), then
+the FoV bins found without inverse trigonometry: longitude through y/x
+against tan(lon edges), latitude through z/|v| against sin(lat edges), both
+monotonic. Compiled with numba when installed; otherwise the same arithmetic
+in vectorised numpy, giving the same counts.
 """
 
 from __future__ import annotations
