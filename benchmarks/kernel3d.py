@@ -10,7 +10,7 @@ and the 3D kernel ``bkgdask.models.kernel3d.count_fov_events`` (19 energy x
 numpy. In each repeat the three kernels take turns; speeds are medians over
 the repeats, ratios to the 2D kernel the median (and quartiles) of the
 repeats' own ratios. Last, the per-run cost of setting up the ALTAZ field
-rotation (``bkgdask.models.fov.field_rotation``, ERFA), which the kernel
+rotation (``bkgdask.models.rotation.field_rotation``, ERFA), which the kernel
 times leave out. Prints events/s per core and the ratios.
 """
 
@@ -25,9 +25,9 @@ import numpy as np
 
 from bkgdask.io.fitsread import read_tables
 from bkgdask.models.binning import DEFAULT_ENERGY_EDGES_TEV, DEFAULT_OFFSET_EDGES_DEG
-from bkgdask.models.fov import field_rotation
 from bkgdask.models.kernel2d import count_events, hav_edges
 from bkgdask.models.kernel3d import DEFAULT_FOV_EDGES_DEG, count_fov_events
+from bkgdask.models.rotation import field_rotation
 
 ROOT = Path(__file__).resolve().parent.parent
 HESS = Path(os.environ.get("GAMMAPY_DATA") or ROOT.parent / "shared" / "data") / "hess-dl3-dr1"

@@ -7,8 +7,9 @@ import pytest
 from click.testing import CliRunner
 
 from bkgdask.cli import cli
-from bkgdask.config import AxisEdges, BuildConfig
+from bkgdask.config import BuildConfig
 from bkgdask.errors import BkgdaskError
+from bkgdask.quantities import AxisEdges
 
 
 def test_defaults_are_the_tutorials():

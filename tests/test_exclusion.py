@@ -18,7 +18,7 @@ from bkgdask.models.exclusion import (
     destination,
     ring_excluded_fraction,
 )
-from bkgdask.models.fov import RunPointing
+from bkgdask.models.rotation import RunPointing
 from bkgdask.sim.simulate import SimulationConfig, simulate_store
 from bkgdask.sim.sources import PointSource
 from bkgdask.validation.truth_check import compare_bundle_to_truth

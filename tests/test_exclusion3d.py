@@ -28,15 +28,14 @@ from bkgdask.models.binning import Binning
 from bkgdask.models.bkg3d import Bkg3D
 from bkgdask.models.exclusion import Circle, SkyShape, destination
 from bkgdask.models.fov import (
-    RunPointing,
     fov_radec,
     offset_frame_matrix,
     pixel_sample_vectors,
-    times_in_gtis,
     unit_vectors,
     vectors_to_lonlat,
 )
 from bkgdask.models.observer import observatory_location, time_reference_and_unit
+from bkgdask.models.rotation import RunPointing, times_in_gtis
 from bkgdask.sim.simulate3d import Simulation3DConfig, run_header, simulate_store_3d
 from bkgdask.sim.sources import PointSource
 from bkgdask.sim.truth import TruthModel

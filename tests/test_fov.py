@@ -11,6 +11,14 @@ from gammapy.utils.coordinates import FoVAltAzFrame, FoVICRSFrame, sky_to_fov
 from bkgdask.io.fitsread import read_tables
 from bkgdask.models import fov, kernel3d, observer
 from bkgdask.models.kernel2d import HAVE_NUMBA
+from bkgdask.models.rotation import (
+    FIT_GRID_DEG,
+    field_rotation,
+    fov_altaz,
+    fov_maps,
+    spline_coefficients,
+    unit_scale,
+)
 
 ENERGY_EDGES = np.logspace(-1, 2, 20)
 FIELD_DEG = 3.0 * np.sqrt(2)  # the corners of the default +-3 deg FoV
@@ -75,8 +83,8 @@ def test_altaz_matches_astropy_and_gammapy_frame(hess_dir):
     rng = np.random.default_rng(2)
     pick = rng.choice(columns["RA"].size, 300, replace=False)
     ra, dec, time = columns["RA"][pick], columns["DEC"][pick], columns["TIME"][pick]
-    rotation = fov.field_rotation(header, columns["TIME"].min(), columns["TIME"].max())
-    lon, lat = fov.fov_altaz(ra, dec, time, header["RA_PNT"], header["DEC_PNT"], rotation)
+    rotation = field_rotation(header, columns["TIME"].min(), columns["TIME"].max())
+    lon, lat = fov_altaz(ra, dec, time, header["RA_PNT"], header["DEC_PNT"], rotation)
     ref_lon, ref_lat = astropy_altaz_fov(ra, dec, time, header)
     near = np.hypot(ref_lon, ref_lat) < FIELD_DEG
     assert near.sum() > 200
@@ -99,13 +107,13 @@ def test_altaz_matches_astropy_and_gammapy_frame(hess_dir):
 
 
 def astropy_fov_maps(header, times):
-    """The RADEC-to-ALTAZ FoV maps as fov.fov_maps fits them, with astropy's full AltAz."""
+    """The RADEC-to-ALTAZ FoV maps as fov_maps fits them, with astropy's full AltAz."""
     reference, seconds = observer.time_reference_and_unit(header)
     frame = AltAz(
         obstime=(reference + times * seconds * u.s)[:, None],
         location=observer.observatory_location(header),
     )
-    grid_lon, grid_lat = np.meshgrid(fov.FIT_GRID_DEG, fov.FIT_GRID_DEG)
+    grid_lon, grid_lat = np.meshgrid(FIT_GRID_DEG, FIT_GRID_DEG)
     vectors = fov.unit_vectors(np.append(0.0, grid_lon), np.append(0.0, grid_lat))
     icrs = vectors @ fov.offset_frame_matrix(header["RA_PNT"], header["DEC_PNT"])
     ra, dec = fov.vectors_to_lonlat(icrs[:, 0], icrs[:, 1], icrs[:, 2])
@@ -148,12 +156,10 @@ def test_accuracy_on_every_hess_run(hess_dir):
         error = separation_arcsec(lon, lat, ref_lon.wrap_at(180 * u.deg).deg, ref_lat.deg)
         worst["RADEC"] = max(worst["RADEC"], error.max())
         nodes = np.linspace(columns["TIME"].min(), columns["TIME"].max(), 4)
-        difference = map_difference_arcsec(
-            fov.fov_maps(header, nodes), astropy_fov_maps(header, nodes)
-        )
+        difference = map_difference_arcsec(fov_maps(header, nodes), astropy_fov_maps(header, nodes))
         worst["ALTAZ maps"] = max(worst["ALTAZ maps"], difference)
-        rotation = fov.field_rotation(header, columns["TIME"].min(), columns["TIME"].max())
-        lon, lat = fov.fov_altaz(ra, dec, time, ra_pnt, dec_pnt, rotation)
+        rotation = field_rotation(header, columns["TIME"].min(), columns["TIME"].max())
+        lon, lat = fov_altaz(ra, dec, time, ra_pnt, dec_pnt, rotation)
         ref_lon, ref_lat = astropy_altaz_fov(ra, dec, time, header)
         error = separation_arcsec(lon, lat, ref_lon, ref_lat)
         near = np.hypot(ref_lon, ref_lat) < FIELD_DEG
@@ -172,11 +178,11 @@ def test_earth_rotation_matters_near_the_zenith(hess_dir):
     columns, header = hess_run(hess_dir / "data" / "hess_dl3_dr1_obs_id_027121.fits.gz", ["TIME"])
     nodes = np.linspace(columns["TIME"].min(), columns["TIME"].max(), 4)
     reference = astropy_fov_maps(header, nodes)
-    assert map_difference_arcsec(fov.fov_maps(header, nodes), reference) < 1e-4
+    assert map_difference_arcsec(fov_maps(header, nodes), reference) < 1e-4
     zero = np.zeros(nodes.size)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(observer, "earth_orientation", lambda utc1, utc2: (zero, zero, zero))
-        assert map_difference_arcsec(fov.fov_maps(header, nodes), reference) > 1.0
+        assert map_difference_arcsec(fov_maps(header, nodes), reference) > 1.0
 
 
 @pytest.mark.parametrize(
@@ -222,7 +228,7 @@ def test_spline_as_scipy():
     for n in (4, 5, 64):
         values = rng.normal(size=(n, 9))
         expected = np.moveaxis(CubicSpline(np.arange(n), values, axis=0).c, 0, 1)
-        np.testing.assert_allclose(fov.spline_coefficients(values), expected, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(spline_coefficients(values), expected, rtol=0, atol=1e-12)
 
 
 @pytest.mark.requires_data
@@ -230,9 +236,9 @@ def test_field_rotation_is_a_turn_after_a_near_identity(hess_dir):
     """The turn-and-remainder form gives ERFA's maps at the nodes; the series normalises."""
     columns, header = hess_run(hess_dir / "data" / "hess_dl3_dr1_obs_id_027121.fits.gz", ["TIME"])
     start, stop = columns["TIME"].min(), columns["TIME"].max()
-    rotation = fov.field_rotation(header, start, stop, 16)
+    rotation = field_rotation(header, start, stop, 16)
     nodes = np.linspace(start, stop, 16)
-    maps = fov.fov_maps(header, nodes)
+    maps = fov_maps(header, nodes)
     # A segment's remainder is the mean of its ends': 5e-9 (0.001") off on this run near the zenith.
     np.testing.assert_allclose(rotation.matrices(nodes), maps, rtol=0, atol=1e-8)
     assert np.abs(rotation.rest - np.eye(3).ravel()).max() < 1e-3  # the remainder is small
@@ -241,7 +247,7 @@ def test_field_rotation_is_a_turn_after_a_near_identity(hess_dir):
     x, y, z = rotation.apply(halfway, *np.ones((3, halfway.size)) / np.sqrt(3))
     excess = x * x + y * y + z * z - 1.0
     assert np.abs(excess).max() < 1e-3
-    error = np.abs(fov.unit_scale(excess) - 1 / np.sqrt(1 + excess))
+    error = np.abs(unit_scale(excess) - 1 / np.sqrt(1 + excess))
     assert np.all(error <= 0.33 * np.abs(excess) ** 3 + 1e-15)  # 5/16 excess³ and smaller terms
 
 
@@ -287,7 +293,7 @@ def test_compiled_and_numpy_counts_identical(alignment):
         rotation = None
         if alignment == "ALTAZ":
             header.update(RA_PNT=ra_pnt, DEC_PNT=dec_pnt)
-            rotation = fov.field_rotation(header, time.min(), time.max(), 16)
+            rotation = field_rotation(header, time.min(), time.max(), 16)
         counts = [
             kernel3d.count_fov_events(
                 energy,
@@ -311,7 +317,7 @@ def test_compiled_and_numpy_counts_identical(alignment):
         if rotation is None:
             lon, lat = fov.fov_radec(ra, dec, ra_pnt, dec_pnt)
         else:
-            lon, lat = fov.fov_altaz(ra, dec, time, ra_pnt, dec_pnt, rotation)
+            lon, lat = fov_altaz(ra, dec, time, ra_pnt, dec_pnt, rotation)
         expected = np.histogramdd((energy, lon, lat), bins=(ENERGY_EDGES, lon_edges, lat_edges))[0]
         np.testing.assert_array_equal(counts[0], expected)
 

@@ -24,6 +24,7 @@ LAYERS = [
     {"io"},
     {"models"},
     {"compute"},
+    {"quantities"},
     {"config"},
     {"engine"},
     {"sim"},

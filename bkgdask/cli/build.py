@@ -175,7 +175,7 @@ def _set(changes: dict, section: str | None, key: str, value) -> None:
 
 
 def _edges(text: str, unit: str, option: str) -> dict:
-    from ..config import AxisEdges
+    from ..quantities import AxisEdges
 
     try:
         axis = AxisEdges.parse(text, unit)

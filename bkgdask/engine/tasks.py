@@ -16,7 +16,7 @@ from ..io.runs import RunInput
 from ..models.base import ModelKind, combined_attrs, labelled
 from ..models.binning import Binning
 from ..models.exclusion import without_excluded
-from ..models.fov import RunPointing
+from ..models.rotation import RunPointing
 from .filtered import input_attrs, read_filtered_run
 from .runcache import TaskOptions
 

@@ -25,8 +25,8 @@ import xarray as xr
 
 from .binning import Binning
 from .exclusion import rim_subdivisions, sampled_excluded_fraction
-from .fov import RunPointing
 from .inputs import combine_input_attrs
+from .rotation import RunPointing
 
 RATE_UNIT = "s-1 MeV-1 sr-1"
 

@@ -41,7 +41,8 @@ class Bkg2D(TableKind):
     def excluded_fraction(self, pointing, regions, binning: Binning) -> np.ndarray:
         """Excluded fraction of each offset ring: exact for circles (see models/exclusion.py).
 
-        Rings about the pointing (a :class:`bkgdask.models.fov.RunPointing`) are fixed on the sky.
+        Rings about the pointing (a :class:`bkgdask.models.rotation.RunPointing`) are fixed
+        on the sky.
         """
         return ring_excluded_fraction(binning["offset"], (pointing.ra, pointing.dec), regions)
 

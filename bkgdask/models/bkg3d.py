@@ -22,7 +22,6 @@ from ..errors import RunError
 from .base import edges_of
 from .binning import Binning
 from .fov import (
-    RunPointing,
     pixel_reach_deg,
     pixel_sample_vectors,
     pixel_solid_angles,
@@ -30,6 +29,7 @@ from .fov import (
     vectors_to_lonlat,
 )
 from .kernel3d import ALIGNMENTS, histogram_fov
+from .rotation import RunPointing
 from .table_kind import TableKind
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class Bkg3D(TableKind):
         ``n_sub=1`` the pixel's centre at every epoch. They go back
         to ICRS by the inverse of the FoV projection: for RADEC one epoch, for
         ALTAZ each of the run's epochs
-        (:meth:`~bkgdask.models.fov.RunPointing.fov_to_icrs`). See
+        (:meth:`~bkgdask.models.rotation.RunPointing.fov_to_icrs`). See
         :meth:`ModelKind.sky_samples` for the shapes.
         """
         to_icrs = pointing.fov_to_icrs(self.alignment)

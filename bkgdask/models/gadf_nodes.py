@@ -9,7 +9,7 @@ threshold, by 15-46 % on the tutorial binning), and explodes where a node is
 0 or where it extrapolates far from the centres.
 
 The grid built here stores instead the point values of a smooth rate
-(:class:`bkgdask.smoothing.SmoothRate`) on fine, evenly spaced nodes, with
+(:class:`bkgdask.models.smooth_rate.SmoothRate`) on fine, evenly spaced nodes, with
 thin end bins so that nodes sit at the ends of the range: at the lowest and
 highest energy, at the outer offset, and within ``end_fraction`` of a step
 of 0 deg. gammapy then only interpolates between nearby nodes, and its
@@ -129,7 +129,7 @@ def gadf_bkg_2d_nodes(
 
     Parameters
     ----------
-    model : bkgdask.smoothing.SmoothRate
+    model : bkgdask.models.smooth_rate.SmoothRate
         A rate over (energy in TeV, offset in deg).
     energy_range : (float, float), optional
         TeV; default the model's fitted range. Beyond it the rate is the
@@ -181,7 +181,7 @@ def gadf_bkg_3d_nodes(
 
     Parameters
     ----------
-    model : bkgdask.models.smoothing.SmoothRate
+    model : bkgdask.models.smooth_rate.SmoothRate
         A rate over (energy in TeV, FoV lon and lat in deg).
     energy_range, nodes_per_decade, end_fraction
         As :func:`gadf_bkg_2d_nodes`.

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import blockband
 from .glam import GridDesign
-from .smoothing import SmoothRate, _one_blas_thread
+from .smooth_rate import SmoothRate, _one_blas_thread
 from .splines import _to_coord
 
 

@@ -3,7 +3,7 @@
 Per event: energy bin, the event's Cartesian vector in the RADEC FoV frame
 (short Taylor series around the pointing, as :mod:`bkgdask.models.kernel2d`), for the
 ALTAZ alignment the run's field rotation at the event's time applied to it
-(:class:`bkgdask.models.fov.FieldRotation`: a fixed near-identity remainder,
+(:class:`bkgdask.models.rotation.FieldRotation`: a fixed near-identity remainder,
 then the turn about the pointing from cubic splines of its cos and sin), then
 the FoV bins found without inverse trigonometry: longitude through y/x
 against tan(lon edges), latitude through z/|v| against sin(lat edges), both
@@ -18,15 +18,17 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .fov import DEFAULT_N_NODES, FieldRotation, field_rotation, pixel_solid_angles, unit_scale
+from .fov import pixel_solid_angles
 from .fov import radec_fov_vectors as _radec_fov_vectors
 from .kernel2d import HAVE_NUMBA, _bin_of, _cos_small, _sin_small, _wrapped
+from .rotation import DEFAULT_N_NODES, FieldRotation, field_rotation, unit_scale
 
 #: FoV alignments of GADF BKG_3D models (header keyword ``FOVALIGN``).
 ALIGNMENTS = ("RADEC", "ALTAZ")
 #: Proposed FoV binning: 0.1 deg bins over +-3 deg (H.E.S.S. DR1's models: 0.1 deg over +-2.5 deg).
 DEFAULT_FOV_EDGES_DEG = np.round(np.linspace(-3.0, 3.0, 61), 10)
-#: The loop's name of :func:`bkgdask.models.fov.unit_scale` (compiled in place by ``_compiled``).
+#: The loop's name of :func:`bkgdask.models.rotation.unit_scale` (compiled in place by
+#: ``_compiled``).
 _unit_scale = unit_scale
 _NO_ROTATION = FieldRotation(0.0, 0.0, np.zeros((0, 4, 2)), np.zeros((0, 9)))
 
@@ -195,7 +197,7 @@ def count_fov_events(
     time : numpy.ndarray, optional
         Event times in the EVENTS ``TIME`` units, float64; needed with ``rotation``.
     rotation : FieldRotation, optional
-        The run's field rotation (:func:`bkgdask.fov.field_rotation`): ALTAZ
+        The run's field rotation (:func:`bkgdask.models.rotation.field_rotation`): ALTAZ
         alignment; None: RADEC alignment.
     compiled : bool, optional
         The compiled loop (True) or numpy (False); default: compiled if numba is there.

@@ -35,13 +35,8 @@ import numpy as np
 from . import blockband
 from .glam import GridDesign
 from .grid_rate import GridSmoothRate
-from .smoothing import (
-    _default_segments,
-    _kron_penalties,
-    _one_blas_thread,
-    _penalty_pinv_traces,
-    fellner_schall,
-)
+from .smooth_rate import _one_blas_thread
+from .smoothing import _default_segments, _kron_penalties, _penalty_pinv_traces, fellner_schall
 from .splines import RateAxis, SplineBasis, _to_coord
 
 #: FoV spline segment length, deg.

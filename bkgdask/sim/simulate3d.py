@@ -25,8 +25,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..models.fov import times_in_gtis
 from ..models.observer import observatory_location, time_reference_and_unit
+from ..models.rotation import times_in_gtis
 from .simulate import SIMULATION_FILE, TARGET_NAME, SimulationConfig, _check_empty, compute_tasks
 from .sources import PointSource, source_events
 from .store_writer import _SITE, _TIME_KEYS, RunRows, RunSpec, write_indexes, write_run

@@ -22,14 +22,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..models.fov import (
-    field_rotation,
-    fov_maps,
-    offset_frame_matrix,
-    times_in_gtis,
-    unit_vectors,
-    vectors_to_lonlat,
-)
+from ..models.fov import offset_frame_matrix, unit_vectors, vectors_to_lonlat
+from ..models.rotation import field_rotation, fov_maps, times_in_gtis
 from .truth import TruthModel
 
 #: Gauss-Legendre points per pixel axis of :meth:`Truth3D.expected_counts`.
@@ -96,7 +90,7 @@ class Truth3D(BaseModel):
             Random generator of the run.
         header : Mapping
             Pointing (``RA_PNT``, ``DEC_PNT``, deg), time reference and observatory
-            keywords (:func:`bkgdask.models.fov.field_rotation`).
+            keywords (:func:`bkgdask.models.rotation.field_rotation`).
         gti : numpy.ndarray
             (n, 2) good time intervals, s in the header's time reference.
 
