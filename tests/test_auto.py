@@ -41,9 +41,9 @@ def test_small_work_runs_in_this_process():
 
 @pytest.mark.skipif(not auto.can_fork(), reason="needs fork (Linux)")
 def test_seconds_of_work_go_to_forked_processes():
-    for seconds, cores in ((auto.PROCESSES_MIN_SECONDS * 2, 8), (1e4, 2)):
-        name, reason = choose_scheduler(_work(seconds, cores=cores))
-        assert name == "processes", (seconds, cores)
+    for seconds, cores, free in ((auto.PROCESSES_MIN_SECONDS * 2, 8, 8), (1e4, 2, 2), (10, 2, 1)):
+        name, reason = choose_scheduler(Work(round(seconds / auto.SECONDS_PER_RUN), 0, cores, free))
+        assert name == "processes", (seconds, cores, free)
         assert "GIL" in reason
 
 
@@ -52,14 +52,17 @@ def test_large_work_on_many_cores_starts_a_local_cluster():
     assert name == "local"
 
 
-def test_few_cores_never_start_a_local_cluster(monkeypatch):
+def test_without_fork_few_cores_run_threads_whatever_the_work(monkeypatch):
     cores = auto.LOCAL_CLUSTER_MIN_CORES - 1
-    monkeypatch.setattr(auto, "can_fork", lambda: False)  # e.g. macOS: threads
+    monkeypatch.setattr(auto, "can_fork", lambda: False)  # e.g. macOS
     name, _ = choose_scheduler(_work(auto.LOCAL_CLUSTER_MIN_SECONDS * 100, cores=cores))
     assert name == "threads"
 
 
-def test_a_busy_machine_runs_in_one_thread():
+def test_a_busy_machine_runs_in_one_thread(monkeypatch):
+    small = Work(round(auto.PROCESSES_MIN_SECONDS / 2 / auto.SECONDS_PER_RUN), 0, 8, 1)
+    assert choose_scheduler(small)[0] == "sync"  # too little work for forking, fork or not
+    monkeypatch.setattr(auto, "can_fork", lambda: False)
     work = Work(round(auto.LOCAL_CLUSTER_MIN_SECONDS * 2 / auto.SECONDS_PER_RUN), 0, 8, 1)
     name, reason = choose_scheduler(work)
     assert name == "sync"

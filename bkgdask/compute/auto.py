@@ -7,13 +7,14 @@ CPU time (user + sys) of ``--scheduler sync`` builds of 45 H.E.S.S. DR1 runs
 7.6 core-s), each less that of a 4-run build (the imports). Threads share the
 GIL, which the per-run Python (headers, checks) holds: on 2 cores worker
 processes forked from this one (``processes``: no start-up, they inherit the
-imports) took 5.5 s for 6,000 runs where threads took 8 s, and tied with
-threads at 45 and 600 runs; so from :data:`PROCESSES_MIN_SECONDS` of work
-they are chosen where ``fork`` is (Linux). A LocalCluster lost to both at every
-size measured on 2 cores (its workers import everything afresh), so it is
-chosen only with 3 or more free cores and a minute of work, where its
-dashboard is worth having; on a busy machine (the CPU use of other
-processes, sampled) with one free core, one thread (``sync``) beat a pool.
+imports) took 5.5 s for 6,000 runs where threads took 9.1 s and sync 9.5 s,
+2.0 s for 600 runs against 2.3 s, and tied at 45 runs; with one of the two
+cores kept busy by another process, 7.7 s against 8.8 s for sync. So from
+:data:`PROCESSES_MIN_SECONDS` of work they are chosen wherever ``fork`` is
+(Linux). A LocalCluster lost to all of them on 2 cores (its workers import
+everything afresh), so it is chosen only with 3 or more free cores and a
+minute of work, where its dashboard is worth having. Below that, threads;
+with one free core, one thread (``sync``), which beat a thread pool there.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ SECONDS_PER_RUN = 1.0e-4
 #: One core's cost per compressed MB of run file (inflate, verify, bin), s.
 SECONDS_PER_MB = 0.0125
 #: One core's seconds of work from which forked worker processes are chosen over threads.
-PROCESSES_MIN_SECONDS = 1.0
+PROCESSES_MIN_SECONDS = 0.5
 #: One core's seconds of work from which a LocalCluster beats threads in this process.
 LOCAL_CLUSTER_MIN_SECONDS = 60.0
 #: Fewest free cores for which a LocalCluster can beat threads (with 2, threads won at all sizes).
@@ -140,12 +141,12 @@ def choose_scheduler(work: Work, address: str | None = None) -> tuple[str, str]:
     )
     if address:
         return address, f"{size}; Dask's config sets scheduler-address"
-    if work.free < 2:
-        return "sync", f"{size}; one core: no thread pool"
     if work.free >= LOCAL_CLUSTER_MIN_CORES and work.core_seconds >= LOCAL_CLUSTER_MIN_SECONDS:
         return "local", f"{size}; enough work to pay a LocalCluster's start"
-    if work.core_seconds >= PROCESSES_MIN_SECONDS and can_fork():
+    if work.cores >= 2 and work.core_seconds >= PROCESSES_MIN_SECONDS and can_fork():
         return "processes", f"{size}; forked workers share no GIL and start with this process"
+    if work.free < 2:
+        return "sync", f"{size}; one core: no thread pool"
     return "threads", f"{size}; little work: threads in this process"
 
 
