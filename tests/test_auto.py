@@ -9,6 +9,7 @@ import sys
 import cloudpickle
 import dask
 import pytest
+import xarray as xr
 from helpers import OFF, raise_if_dask_computes, small_store
 
 from bkgdask.compute import auto
@@ -191,3 +192,30 @@ def test_threads_load_the_compiled_loop_once():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "20"
+
+
+def test_processes_fork_before_any_thread_of_ours(tmp_path, monkeypatch):
+    """Workers fork before the progress bar's thread: no lock of ours is held in a child."""
+    import threading
+
+    import bkgdask
+    from bkgdask.compute import backends
+
+    store = small_store(tmp_path / "store")
+    fork = backends.ProcessesBackend._fork_workers
+    threads_at_fork = []
+
+    def counting(backend):
+        threads_at_fork.append(threading.active_count())
+        fork(backend)
+
+    monkeypatch.setattr(backends.ProcessesBackend, "_fork_workers", counting)
+    config = BuildConfig().updated(
+        {"selection": OFF, "compute": {"scheduler": "processes", "n_workers": 2, "progress": True}}
+    )
+    before = threading.active_count()
+    processes = bkgdask.build(store, config)
+    reference = bkgdask.build(store, config.updated({"compute": {"scheduler": "sync"}}))
+    assert threads_at_fork == [before]
+    for label, total in reference.totals.items():
+        xr.testing.assert_identical(processes.totals[label], total)

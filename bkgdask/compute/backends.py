@@ -132,14 +132,19 @@ class ProcessesBackend(Backend):
         check_n_workers(self.config.n_workers)
         return self
 
-    def _dask_options(self) -> dict:
+    def compute(self, graphs: Sequence, report: str | Path | None = None) -> list:
+        self._fork_workers()
+        return super().compute(graphs, report)
+
+    def _fork_workers(self) -> None:
+        """The pool, its workers forked now: before the progress bar's thread exists."""
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        from dask.multiprocessing import get
-
         from .warmup import ignore_interrupts, warm_up
 
+        if self._pool is not None:
+            return
         warm_up()  # before the fork: the workers inherit it
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         self._pool = ProcessPoolExecutor(
@@ -147,6 +152,11 @@ class ProcessesBackend(Backend):
             mp_context=multiprocessing.get_context(method),
             initializer=ignore_interrupts,
         )
+        self._pool.submit(int).result()  # with fork, every worker starts at the first task
+
+    def _dask_options(self) -> dict:
+        from dask.multiprocessing import get
+
         return {"scheduler": get, "pool": self._pool}
 
     def close(self) -> None:
