@@ -11,7 +11,9 @@ run along each axis, the other axes held at the run's own group:
 
 so a run at its group's node gets that group's model exactly. Outside the
 nodes' range a run gets the end node (clamped, with a warning). Bins where
-a bracketing rate is 0 are interpolated linearly.
+a bracketing rate is 0 are interpolated linearly. A run's HDU holds its
+model's axes and ``BKG`` alone; its header names the group models, whose
+HDUs hold the build columns.
 
 Coverage: ``BKG_DZEN`` (deg) and ``BKG_D<COL>`` say how far a run lies
 outside the range of the runs that built its model(s), 0 inside.
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy.table import Table
 
-from ..io.bundle import merged_hdu_index
+from ..io.bundle import GROUP_KEYWORD, merged_hdu_index
 from .build import BuildResult, _provenance
 from .grouping import ZENITH
 
@@ -133,20 +135,45 @@ class RunwiseResult(BuildResult):
         return f"BKG_RUN_{obs_id}"
 
     def model_hdus(self) -> dict:
-        """Group models, plus with ``interpolate`` one ``BKG_RUN_<obs_id>`` HDU per observation."""
+        """Group models, plus with ``interpolate`` one ``BKG_RUN_<obs_id>`` HDU per observation.
+
+        A run's HDU holds its model's axes and ``BKG`` alone; its header names
+        the group models it interpolates (:meth:`interpolation_cards`), whose
+        HDUs hold the build columns.
+        """
         hdus = super().model_hdus()
         if not self.interpolate:
             return hdus
         rates = self.rates
         for obs_id, group in self.assignment.items():
-            hdu = self.kind.to_hdu(self.totals[group.label], self.run_rate(obs_id, rates))
+            rate = self.run_rate(obs_id, rates)
+            hdu = self.kind.to_hdu(self.totals[group.label], rate, build_columns=False)
             hdu.name = self.run_hdu_name(obs_id)
             hdu.header.update(group.header_cards())
             hdu.header.update(_provenance(self.totals[group.label]))
             hdu.header["OBS_ID"] = (obs_id, "run this model was interpolated for")
-            hdu.header["BKGGROUP"] = (group.hdu_name, "model of the run's own group")
+            hdu.header[GROUP_KEYWORD] = (group.hdu_name, "model of the run's own group")
+            hdu.header.update(self.interpolation_cards(obs_id))
             hdus[f"run-{obs_id}"] = hdu
         return hdus
+
+    def interpolation_cards(self, obs_id: int) -> dict:
+        """Header keywords of the group models a run's model interpolates, term by term.
+
+        Term ``k`` (from 1) is the group model HDU ``INTkHDU`` with weight
+        ``INTkWGT`` along grouping column ``INTkCOL``: the run's log rate is
+        that of its own group (header :data:`~bkgdask.io.bundle.GROUP_KEYWORD`)
+        plus, per column, its terms' weighted log rates less its own group's
+        (:func:`interpolate_log`); so are its bin averages, from the groups'
+        ``BKG_RATE``.
+        """
+        terms = [(c, lb, w) for c, pairs in self.weights(obs_id).items() for lb, w in pairs]
+        cards = {}
+        for k, (column, label, weight) in enumerate(terms, start=1):
+            cards[f"INT{k}COL"] = (column, f"grouping column of interpolation term {k}")
+            cards[f"INT{k}HDU"] = (self.groups[label].hdu_name, f"group model of term {k}")
+            cards[f"INT{k}WGT"] = (weight, f"weight of term {k} (log rate)")
+        return cards
 
     def _model_names(self) -> dict[int, str]:
         if self.interpolate:

@@ -13,6 +13,9 @@ from ..errors import BkgdaskError, StoreError
 from .files import write_fits_atomic
 from .gadf import string_column
 
+#: Header keyword of a run-wise model's HDU: the HDU of the run's own group model.
+GROUP_KEYWORD = "BKGGROUP"
+
 
 def merged_hdu_index(
     hdu_index: Table,
@@ -70,7 +73,12 @@ def write_bundle(path: str | Path, hdu_index: Table, obs_index: Table, models: l
 
 
 def read_bundle_hdus(path: str | Path) -> tuple[dict[str, tuple[fits.Header, object]], Table]:
-    """The model HDUs of a bundle (name -> (header, table data)) and its OBS_INDEX."""
+    """The group model HDUs of a bundle (name -> (header, table data)) and its OBS_INDEX.
+
+    A run-wise bundle's per-run HDUs (header :data:`GROUP_KEYWORD`, the run's
+    group model) are left out: they hold only the axes and ``BKG``, for
+    gammapy; the build columns are their group models'.
+    """
     path = Path(path)
     try:
         with fits.open(path) as hdus:
@@ -84,6 +92,7 @@ def read_bundle_hdus(path: str | Path) -> tuple[dict[str, tuple[fits.Header, obj
                 h.name: (h.header.copy(), h.data.copy())
                 for h in hdus
                 if str(h.header.get("HDUCLAS2", "")).strip() == "BKG"
+                and GROUP_KEYWORD not in h.header
             }
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise BkgdaskError(f"cannot read bundle {path}: {exc}") from exc

@@ -43,7 +43,10 @@ __all__ = ["KINDS", "Model", "ModelKind", "get_kind", "kind_of_hdu", "register"]
 
 
 def read_models(path) -> tuple[dict[str, Model], object]:
-    """The models of a bundle by HDU name (with the runs that built each), and its OBS_INDEX."""
+    """The group models of a bundle by HDU name (with the runs that built each), and its OBS_INDEX.
+
+    A run-wise bundle's per-run models are left out (:func:`~bkgdask.io.bundle.read_bundle_hdus`).
+    """
     from ..io.bundle import read_bundle_hdus
 
     hdus, obs_index = read_bundle_hdus(path)

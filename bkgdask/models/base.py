@@ -64,8 +64,9 @@ class Model:
     error : numpy.ndarray, optional
         1-sigma statistical error of ``rate``, s-1 MeV-1 sr-1 (None if not stored).
     nodes : (Binning, numpy.ndarray), optional
-        The grid and rate of the HDU's ``BKG`` table where it differs from the
-        build's bins (a smoothed model's node grid); for gammapy only.
+        The grid and rate of the HDU's ``BKG`` table (float32 values) beside
+        its build columns: a smoothed model's node grid, a histogram's own
+        bins; for gammapy only, which so gets the table it reads from the bundle.
 
     All arrays are on the build's bins (``binning``), whatever grid the HDU
     hands to gammapy.
@@ -137,8 +138,8 @@ class ModelKind:
         """Counts of one run's events (int64, ``binning.shape``) (subclass)."""
         raise NotImplementedError
 
-    def to_hdu(self, total: xr.Dataset, rate: np.ndarray):
-        """The GADF HDU of a summed partial and its rate (subclass)."""
+    def to_hdu(self, total: xr.Dataset, rate: np.ndarray, build_columns: bool = True):
+        """The GADF HDU of a summed partial and its rate, build columns or not (subclass)."""
         raise NotImplementedError
 
     def from_hdu(self, name: str, header, data) -> Model:

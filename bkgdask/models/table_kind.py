@@ -4,10 +4,13 @@ With ``model.smoothing: pspline`` (the default) a group's rate is a Poisson
 P-spline fit and ``BKG`` holds its point values on a node grid on which
 gammapy's interpolation between bin centres reproduces the fit's bin
 integrals (:mod:`.gadf_nodes`); with ``none`` it is the histogram, counts /
-exposure, on the build's bins. Either way the HDU also carries, on the
-build's bins (``CNT_<axis>_LO/HI`` columns), the ``COUNTS`` and ``EXPOSURE``
-the model was made from, the model's bin-average rate ``BKG_RATE`` and its
-1-sigma error ``BKG_ERR``; ``SMMETHOD`` and the ``SM*`` keywords say how.
+exposure, on the build's bins. ``BKG`` is float32, the columns below float64.
+Either way a group model's HDU also carries, on the build's bins
+(``CNT_<axis>_LO/HI`` columns), the ``COUNTS`` and ``EXPOSURE`` the model was
+made from, the model's bin-average rate ``BKG_RATE`` and its 1-sigma error
+``BKG_ERR``; ``SMMETHOD`` and the ``SM*`` keywords say how. A run-wise
+model's HDU holds its axes and ``BKG`` alone: its build columns are those of
+the group models it was interpolated from, which its header names.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ BUILD_COLUMNS = (
     ("BKG_RATE", BKG_COLUMN_UNIT),
     ("BKG_ERR", BKG_COLUMN_UNIT),
 )
+
+#: Header keywords of a histogram model.
+HISTOGRAM_KEYWORDS = {"SMMETHOD": ("NONE", "histogram: counts / exposure")}
 
 
 def raw_rate(counts, exposure) -> tuple[np.ndarray, np.ndarray]:
@@ -99,35 +105,46 @@ class TableKind(ModelKind):
         """The histogram estimate of a group, counts / exposure (s-1 MeV-1 sr-1)."""
         return super().finalize(total)
 
-    def to_hdu(self, total, rate) -> fits.BinTableHDU:
-        """BKG on the node grid of a smooth rate, or on the build's bins of a histogram."""
+    def to_hdu(self, total, rate, build_columns: bool = True) -> fits.BinTableHDU:
+        """BKG on the node grid of a smooth rate, or on the build's bins of a histogram.
+
+        Parameters
+        ----------
+        total : xarray.Dataset
+            The group's summed counts and exposure (s MeV sr) on the build's bins.
+        rate : numpy.ndarray or smooth rate
+            The histogram rate (s-1 MeV-1 sr-1) on those bins, or a smooth rate.
+        build_columns : bool
+            Add :meth:`build_columns` (a group model); without them the HDU holds
+            the axes and ``BKG`` alone (a run-wise model).
+        """
         binning = edges_of(total, self.dims)
         edges = [binning[d] for d in self.dims]
-        counts, exposure = total["counts"].values, total["exposure"].values
-        if not isinstance(rate, np.ndarray):  # a smooth rate
-            table = self.node_table(rate)
-            build_rate, error = rate.bin_average(), rate.rate_error()
-            keywords = rate.parameters
-        else:
-            table = (*edges, rate)
-            build_rate, error = rate, raw_rate(counts, exposure)[1]
-            keywords = {"SMMETHOD": ("NONE", "histogram: counts / exposure")}
-        grids = (counts, exposure, build_rate, error)
-        hdu = self.table_hdu(table[:-1], table[-1], extra=self.build_columns(edges, grids))
-        hdu.header.update(keywords)
+        smooth = not isinstance(rate, np.ndarray)
+        table = self.node_table(rate) if smooth else (*edges, rate)
+        extra = self.build_columns(edges, total, rate) if build_columns else ()
+        hdu = self.table_hdu(table[:-1], table[-1], extra=extra)
+        hdu.header.update(rate.parameters if smooth else HISTOGRAM_KEYWORDS)
         return hdu
 
-    def build_columns(self, edges, grids) -> list[fits.Column]:
+    def build_columns(self, edges, total, rate) -> list[fits.Column]:
         """Edge columns ``CNT_*`` of the build's bins and the :data:`BUILD_COLUMNS` on them.
 
         Parameters
         ----------
         edges : sequence of numpy.ndarray
             The build's bin edges of every axis (TeV, deg).
-        grids : sequence of numpy.ndarray
-            Counts, exposure (s MeV sr), rate and its error (s-1 MeV-1 sr-1), each
-            of the binning's shape.
+        total : xarray.Dataset
+            Counts and exposure (s MeV sr) on those bins.
+        rate : numpy.ndarray or smooth rate
+            The histogram rate (s-1 MeV-1 sr-1) on those bins, or a smooth rate
+            whose bin averages and errors are written.
         """
+        counts, exposure = total["counts"].values, total["exposure"].values
+        if isinstance(rate, np.ndarray):
+            grids = (counts, exposure, rate, raw_rate(counts, exposure)[1])
+        else:
+            grids = (counts, exposure, rate.bin_average(), rate.rate_error())
         columns = []
         for (name, unit), e in zip(self.columns, edges):
             columns += edge_columns(f"CNT_{name}", e, unit)
@@ -137,7 +154,7 @@ class TableKind(ModelKind):
         return columns
 
     def from_hdu(self, name: str, header, data) -> Model:
-        """The model on the build's bins (``CNT_*`` columns when present), node grid aside."""
+        """The model on the build's bins (``CNT_*`` columns when present), ``BKG`` aside."""
         kind = self.of_header(header)
         table_binning = self._binning(data, "")
         # GADF stores BKG with the axes reversed; bkgdask works in (energy, ...).
@@ -148,9 +165,9 @@ class TableKind(ModelKind):
         counts, exposure, build_rate, error = (
             np.asarray(data[column][0], dtype=np.float64).T for column, _ in BUILD_COLUMNS
         )
-        nodes = None if binning == table_binning else (table_binning, rate)
+        table = (table_binning, rate)
         return Model(
-            name, kind, binning, build_rate, dict(header), [], counts, exposure, error, nodes
+            name, kind, binning, build_rate, dict(header), [], counts, exposure, error, table
         )
 
     def _binning(self, data, prefix: str) -> Binning:
@@ -162,7 +179,7 @@ class TableKind(ModelKind):
         )
 
     def to_gammapy(self, model: Model):
-        """The gammapy IRF in s-1 MeV-1 sr-1 (on the node grid when there is one)."""
+        """The gammapy IRF in s-1 MeV-1 sr-1 (the HDU's ``BKG`` table when there is one)."""
         import astropy.units as u
         import gammapy.irf
         from gammapy.maps import MapAxis

@@ -173,8 +173,6 @@ def plot_bundle(
     models, obs_index = read_models(bundle)
     store_folder = bundle_store_folder(bundle)
     check_output(outdir, [store_folder] if store_folder else [], "figures folder")
-    # Run-wise models (one per run, header OBS_ID) are not drawn one by one.
-    models = {n: m for n, m in models.items() if "OBS_ID" not in m.header}
     runwise = "BKG_GROUP" in obs_index.colnames and any(
         np.asarray(obs_index["BKG_GROUP"]) != np.asarray(obs_index["BKG_HDU"])
     )
