@@ -230,3 +230,23 @@ def test_processes_fork_before_any_thread_of_ours(tmp_path, monkeypatch):
     assert threads_at_fork == [before]
     for label, total in reference.totals.items():
         xr.testing.assert_identical(processes.totals[label], total)
+
+
+def test_a_killed_forked_worker_is_one_clear_error(tmp_path, monkeypatch):
+    """A worker process killed mid-build: one SchedulerError saying what happened."""
+    import os
+    import signal
+
+    import bkgdask
+    from bkgdask.engine import graph
+    from bkgdask.errors import SchedulerError
+
+    def killed(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(graph, "histogram_runs", killed)  # the forked workers inherit it
+    config = BuildConfig().updated(
+        {"selection": OFF, "compute": {"scheduler": "processes", "n_workers": 2, "progress": False}}
+    )
+    with pytest.raises(SchedulerError, match="worker process stopped abruptly"):
+        bkgdask.build(small_store(tmp_path / "store"), config)

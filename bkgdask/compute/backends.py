@@ -133,8 +133,16 @@ class ProcessesBackend(Backend):
         return self
 
     def compute(self, graphs: Sequence, report: str | Path | None = None) -> list:
+        from concurrent.futures.process import BrokenProcessPool
+
         self._fork_workers()
-        return super().compute(graphs, report)
+        try:
+            return super().compute(graphs, report)
+        except BrokenProcessPool:
+            raise SchedulerError(
+                "a worker process stopped abruptly (killed, or out of memory); "
+                "--scheduler local retries the tasks of lost workers"
+            ) from None
 
     def _fork_workers(self) -> None:
         """The pool, its workers forked now: before the progress bar's thread exists."""
