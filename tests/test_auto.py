@@ -78,6 +78,17 @@ def test_free_cores_are_between_one_and_all(monkeypatch):
     assert auto.free_cores(cpus, sample_s=0) == cpus
 
 
+def test_free_cores_leave_out_this_process(monkeypatch):
+    """Over 2 s one CPU was busy, all of it this process: every core is free for the build."""
+    ticks, cpus = auto.os.sysconf("SC_CLK_TCK"), auto.os.cpu_count()
+    span = 2 * ticks * cpus  # all CPUs' ticks in 2 s
+    machine = iter([(1000, 0), (1000 + span, span - 2 * ticks)])
+    monkeypatch.setattr(auto, "_cpu_times", lambda: next(machine))
+    own = iter([(5.0, 0.0), (6.5, 0.5)])  # user, system: 2 s of CPU for this process
+    monkeypatch.setattr(auto.os, "times", lambda: auto.os.times_result((*next(own), 0, 0, 0)))
+    assert auto.free_cores(cpus, since=auto.CpuReading.now(), sample_s=0) == cpus
+
+
 def test_free_cores_fall_back_to_the_load_average(monkeypatch):
     def unreadable():
         raise OSError("no /proc/stat")
@@ -219,3 +230,23 @@ def test_processes_fork_before_any_thread_of_ours(tmp_path, monkeypatch):
     assert threads_at_fork == [before]
     for label, total in reference.totals.items():
         xr.testing.assert_identical(processes.totals[label], total)
+
+
+def test_a_killed_forked_worker_is_one_clear_error(tmp_path, monkeypatch):
+    """A worker process killed mid-build: one SchedulerError saying what happened."""
+    import os
+    import signal
+
+    import bkgdask
+    from bkgdask.engine import graph
+    from bkgdask.errors import SchedulerError
+
+    def killed(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(graph, "histogram_runs", killed)  # the forked workers inherit it
+    config = BuildConfig().updated(
+        {"selection": OFF, "compute": {"scheduler": "processes", "n_workers": 2, "progress": False}}
+    )
+    with pytest.raises(SchedulerError, match="worker process stopped abruptly"):
+        bkgdask.build(small_store(tmp_path / "store"), config)

@@ -109,7 +109,8 @@ def test_radec_model_passes_radec_truth(radec_store):
 
 def test_counts_identical_on_every_backend(altaz_store):
     store, _ = altaz_store
-    counts = [bkgdask.build(store, build_config("altaz", s)).totals for s in ("sync", "threads")]
+    schedulers = ("sync", "threads", "processes")
+    counts = [bkgdask.build(store, build_config("altaz", s)).totals for s in schedulers]
     with (
         LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster,
         Client(cluster) as client,

@@ -375,13 +375,14 @@ def test_figures_and_validation_inside_store_refused(hess, tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_local_build(tmp_path):
-    """SIGINT to the process group of a LocalCluster build: one line, exit 130, nothing left."""
+@pytest.mark.parametrize("scheduler", ["local", "processes"])
+def test_ctrl_c_during_a_build_on_worker_processes(tmp_path, scheduler):
+    """SIGINT to the process group of a build on worker processes: one line, exit 130, none left."""
     if not (data_dir() / "hess-dl3-dr1").is_dir():
         pytest.skip("no H.E.S.S. DL3 data")
     out = tmp_path / "bundle.fits"
     command = [sys.executable, "-m", "bkgdask.cli", "build", str(data_dir() / "hess-dl3-dr1")]
-    command += ["-o", str(out), "--scheduler", "local", "--n-workers", "2", "--no-progress"]
+    command += ["-o", str(out), "--scheduler", scheduler, "--n-workers", "2", "--no-progress"]
     command += ["--cache", str(tmp_path / "cache")]  # the runs' partials show the work started
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120

@@ -71,19 +71,50 @@ class Work:
         return self.cores if self.free_cores is None else self.free_cores
 
 
-def free_cores(cores: int, sample_s: float = 0.05) -> int:
-    """Of ``cores``, those not busy with other processes right now, at least 1.
+@dataclass(frozen=True)
+class CpuReading:
+    """The machine's CPU time and this process's own at one moment.
 
-    The machine's busy CPUs come from two readings of ``/proc/stat``
-    ``sample_s`` apart (this process sleeps meanwhile); without it, from the
-    1-minute load average, which lags (a build just finished still counts).
+    Attributes
+    ----------
+    total, idle : int
+        Machine-wide CPU time since boot, all and idle + iowait, clock ticks.
+    own : float
+        This process's CPU time (user + system, all threads), s.
+    wall : float
+        ``time.monotonic()``, s.
+    """
+
+    total: int
+    idle: int
+    own: float
+    wall: float
+
+    @classmethod
+    def now(cls) -> CpuReading:
+        """A reading now (``OSError``/``ValueError`` where ``/proc/stat`` is missing or odd)."""
+        total, idle = _cpu_times()
+        own = os.times()
+        return cls(total, idle, own.user + own.system, time.monotonic())
+
+
+def free_cores(cores: int, since: CpuReading | None = None, sample_s: float = 0.05) -> int:
+    """Of ``cores``, those not busy with other processes, at least 1.
+
+    The CPUs busy with other processes come from two readings of ``/proc/stat``
+    at least ``sample_s`` apart, less this process's own CPU time in between:
+    from ``since`` (taken when the build started: no waiting) to now, or
+    sleeping ``sample_s``. Without ``/proc/stat``, from the 1-minute load
+    average, which lags (a build just finished still counts).
     """
     try:
-        before = _cpu_times()
-        time.sleep(sample_s)
-        after = _cpu_times()
-        total, idle = after[0] - before[0], after[1] - before[1]
-        busy = (total - idle) / total * (os.cpu_count() or cores) if total > 0 else 0.0
+        before = since or CpuReading.now()
+        time.sleep(max(0.0, before.wall + sample_s - time.monotonic()))
+        after = CpuReading.now()
+        total = after.total - before.total
+        own = (after.own - before.own) * os.sysconf("SC_CLK_TCK")
+        others = max(0.0, total - (after.idle - before.idle) - own)
+        busy = others / total * (os.cpu_count() or cores) if total > 0 else 0.0
     except (OSError, ValueError, IndexError):
         try:
             busy = os.getloadavg()[0]

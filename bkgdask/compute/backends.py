@@ -133,8 +133,16 @@ class ProcessesBackend(Backend):
         return self
 
     def compute(self, graphs: Sequence, report: str | Path | None = None) -> list:
+        from concurrent.futures.process import BrokenProcessPool
+
         self._fork_workers()
-        return super().compute(graphs, report)
+        try:
+            return super().compute(graphs, report)
+        except BrokenProcessPool:
+            raise SchedulerError(
+                "a worker process stopped abruptly (killed, or out of memory); "
+                "--scheduler local retries the tasks of lost workers"
+            ) from None
 
     def _fork_workers(self) -> None:
         """The pool, its workers forked now: before the progress bar's thread exists."""
@@ -359,7 +367,15 @@ class AutoBackend(Backend):
     def __init__(self, config, announce=None):
         super().__init__(config, announce)
         self._n_bytes = 0
+        self._started = None
         self.chosen: Backend | None = None
+
+    def start(self) -> AutoBackend:
+        from .auto import CpuReading
+
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            self._started = CpuReading.now()  # others' load is measured from here
+        return self
 
     def weigh(self, runs: Sequence) -> None:
         from .auto import run_file_bytes
@@ -370,7 +386,7 @@ class AutoBackend(Backend):
         from .auto import Work, choose_scheduler, configured_address, free_cores
 
         cores = self.config.n_workers or default_workers()
-        work = Work(n_runs, self._n_bytes, cores, free_cores(cores))
+        work = Work(n_runs, self._n_bytes, cores, free_cores(cores, since=self._started))
         self._choose(*choose_scheduler(work, configured_address()))
         self.chosen.prepare(n_runs)
 

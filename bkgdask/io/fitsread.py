@@ -167,10 +167,23 @@ def _read_header(stream: _Stream, number: int) -> Header | None:
         if len(block) < BLOCK:
             raise FitsFormatError(f"file ends inside the header of HDU {number} (truncated)")
         blocks.append(block)
-        # The END card starts on a card boundary.
-        if any(block[pos : pos + 8] == b"END     " for pos in range(0, BLOCK, CARD)):
+        if _has_end_card(block):
             return parse_header(b"".join(blocks))
     raise FitsFormatError(f"HDU {number}: no END card in {MAX_HEADER_BLOCKS} header blocks")
+
+
+def _has_end_card(block: bytes) -> bool:
+    """Whether a header block holds the END card (which starts on a card boundary).
+
+    >>> _has_end_card(b"X" * 3 + b"END     " + b" " * 69), _has_end_card(b" " * 80 + b"END     ")
+    (False, True)
+    """
+    position = block.find(b"END     ")
+    while position >= 0:
+        if position % CARD == 0:
+            return True
+        position = block.find(b"END     ", position + 1)
+    return False
 
 
 def _integer(header: Mapping, key: str, where: str, default: int | None = None) -> int:
