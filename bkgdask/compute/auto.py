@@ -7,8 +7,9 @@ CPU time (user + sys) of ``--scheduler sync`` builds of 45 H.E.S.S. DR1 runs
 7.6 core-s), each less that of a 4-run build (the imports). Threads share the
 GIL, which the per-run Python (headers, checks) holds: on 2 cores worker
 processes forked from this one (``processes``: no start-up, they inherit the
-imports) took 5.5 s for 6,000 runs where threads took 9.1 s and sync 9.5 s,
-2.0 s for 600 runs against 2.3 s, and tied at 45 runs; with one of the two
+imports) took 5.1 s for 6,000 runs where threads took 7.2 s and sync 7.7 s,
+1.8 s for 600 runs against 2.0 s, and lost at 45 runs (1.7 s against 1.5
+s; ``benchmarks/schedulers.py``, whole processes); with one of the two
 cores kept busy by another process, 7.7 s against 8.8 s for sync. So from
 :data:`PROCESSES_MIN_SECONDS` of work they are chosen wherever ``fork`` is
 (Linux). A LocalCluster lost to all of them on 2 cores (its workers import
