@@ -119,8 +119,8 @@ class ProcessesBackend(Backend):
     its first labelled partial made: nothing to start up, and no GIL shared
     between the runs. Each loads the compiled loop itself, in parallel, when
     the build uses it (6,000 runs: 5.2-5.4 s against 5.6 s when this process
-    loaded it before the fork). Where
-    ``fork`` is missing (Windows) the workers are spawned and import afresh.
+    loaded it before the fork). Where ``fork`` is missing (Windows) the
+    workers are spawned and import afresh.
     """
 
     name = "processes"
