@@ -6,7 +6,8 @@ Per size (45 = the H.E.S.S. DL3 DR1 off runs; other sizes = simulated stores,
 written once with ``bkgdask simulate`` into ``--sim-dir``) it runs
 ``python -m bkgdask.cli build`` with the default scheduler and with
 ``--scheduler sync|threads|processes|local``, and ``benchmarks/tutorial_loop.py`` (up to
-600 runs), alternating the commands in every round, and reports per command
+600 runs), alternating the commands in every round (each round starting one
+command later), and reports per command
 the median wall time, and the ratios measured side by side: default over the
 fastest explicit scheduler, tutorial over default, the default's events/s.
 Results go to ``DIR/schedulers.json`` (default: a new temporary folder).
@@ -77,8 +78,12 @@ def bench_size(size: int, sim_dir: Path, repeat: int, out: Path) -> dict:
     cmds = commands(store, size, out)
     seconds: dict[str, list[float]] = {name: [] for name in cmds}
     events, choice = None, ""
-    for _ in range(repeat):
-        for name, command in cmds.items():  # alternating: load changes hit all alike
+    names = list(cmds)
+    for round_ in range(repeat):
+        # Alternating, each round starting one command later: load changes and whatever the
+        # previous command leaves behind (page cache, exiting workers) hit all alike.
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            command = cmds[name]
             wall, n_events, stderr = timed(command)
             seconds[name].append(wall)
             if name == "default":
