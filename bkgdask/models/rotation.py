@@ -40,7 +40,7 @@ class FieldRotation:
     ``[[1, 0, 0], [0, cos, sin], [0, sin, -cos]]`` between the right-handed RADEC
     and the left-handed ALTAZ FoV axes about the pointing (the angle is the
     field rotation), its cos and sin cubic splines in time; ``rest`` the small
-    remainder (differential aberration, ~1e-5 off the identity and changing by
+    remainder (differential aberration, <= 5e-5 off the identity and changing by
     < 1e-7 over a run) per segment, the mean of the nodes at its ends.
 
     Attributes
