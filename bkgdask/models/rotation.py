@@ -87,12 +87,17 @@ class FieldRotation:
     def matrices(self, time) -> np.ndarray:
         """The 3x3 matrices (n, 3, 3) at event times (``TIME`` units)."""
         cos_turn, sin_turn, rest = self._segments(time)
-        turn = np.zeros((cos_turn.size, 3, 3))
-        turn[:, 0, 0] = 1.0
-        turn[:, 1, 1], turn[:, 1, 2], turn[:, 2, 1], turn[:, 2, 2] = (
-            cos_turn, sin_turn, sin_turn, -cos_turn,
-        )  # fmt: skip
-        return turn @ rest.reshape(-1, 3, 3)
+        return turn_matrices(cos_turn, sin_turn) @ rest.reshape(-1, 3, 3)
+
+
+def turn_matrices(cos_turn: np.ndarray, sin_turn: np.ndarray) -> np.ndarray:
+    """The turns ``[[1, 0, 0], [0, c, s], [0, s, -c]]`` (n, 3, 3); each is its own inverse."""
+    turn = np.zeros((np.size(cos_turn), 3, 3))
+    turn[:, 0, 0] = 1.0
+    turn[:, 1, 1], turn[:, 1, 2], turn[:, 2, 1], turn[:, 2, 2] = (
+        cos_turn, sin_turn, sin_turn, -cos_turn,
+    )  # fmt: skip
+    return turn
 
 
 def unit_scale(excess):
@@ -217,12 +222,7 @@ def field_rotation(
     maps = fov_maps(header, nodes)
     angle = np.arctan2(maps[:, 1, 2] + maps[:, 2, 1], maps[:, 1, 1] - maps[:, 2, 2])
     cos_sin = np.stack([np.cos(angle), np.sin(angle)], axis=1)
-    turn = np.zeros_like(maps)  # its own inverse
-    turn[:, 0, 0] = 1.0
-    turn[:, 1, 1], turn[:, 1, 2], turn[:, 2, 1], turn[:, 2, 2] = (
-        cos_sin[:, 0], cos_sin[:, 1], cos_sin[:, 1], -cos_sin[:, 0],
-    )  # fmt: skip
-    rest = (turn @ maps).reshape(n_nodes, 9)
+    rest = (turn_matrices(cos_sin[:, 0], cos_sin[:, 1]) @ maps).reshape(n_nodes, 9)
     return FieldRotation(
         time_start=float(nodes[0]),
         inverse_step=float((n_nodes - 1) / (time_max - time_min)),
