@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from operator import itemgetter
 
 BLOCK = 2880
@@ -70,6 +70,10 @@ class Header(Mapping):
             return default
         value = self._values[key] = _parse_value(text)
         return value
+
+    def texts(self, keys: Iterable[str]) -> tuple[str | None, ...]:
+        """The value texts of the cards ``keys`` as written (None where absent): what they say."""
+        return tuple(map(self._cards.get, keys))
 
     def __contains__(self, key) -> bool:
         return key in self._cards

@@ -16,6 +16,7 @@ skipped.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,9 +139,35 @@ class _Column(NamedTuple):
     repeat: int
 
 
-def _column_layout(header: Mapping, where: str) -> dict[str, _Column]:
+#: Column layouts by the value texts of the cards that set them (a store's files share few).
+_LAYOUTS: dict[tuple, dict[str, _Column]] = {}
+MAX_LAYOUTS = 64
+MAX_FIELDS = 999  # of the FITS standard; more are laid out afresh each time, never remembered
+
+
+def _column_layout(header: Header, where: str) -> dict[str, _Column]:
     """The columns by name, checked against ``NAXIS1``."""
     nfields = _integer(header, "TFIELDS", where)
+    if nfields > MAX_FIELDS:
+        return _new_layout(header, nfields, where)
+    key = header.texts(_layout_keywords(nfields))
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        layout = _new_layout(header, nfields, where)
+        if len(_LAYOUTS) >= MAX_LAYOUTS:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = layout
+    return layout
+
+
+@functools.lru_cache(maxsize=MAX_LAYOUTS)
+def _layout_keywords(nfields: int) -> tuple[str, ...]:
+    """The keywords that set the layout of a table of ``nfields`` columns."""
+    return ("NAXIS1", *(f"{key}{i}" for i in range(1, nfields + 1) for key in ("TFORM", "TTYPE")))
+
+
+def _new_layout(header: Mapping, nfields: int, where: str) -> dict[str, _Column]:
+    """The columns by name from the ``nfields`` TFORMn and TTYPEn, checked against ``NAXIS1``."""
     layout: dict[str, _Column] = {}
     offset = 0
     for i in range(1, nfields + 1):
@@ -274,7 +301,7 @@ def read_tables(
         If the file cannot be opened or read.
     """
     todo = {name.upper(): name for name in wanted}
-    stream = Stream(Path(path))
+    stream = Stream(path)
     try:
         found = _find_tables(stream, todo, wanted)
         if verify:

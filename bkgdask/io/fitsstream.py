@@ -32,7 +32,7 @@ class Stream:
     checked.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: str | Path):
         self._raw = open(path, "rb")  # closed in close()
         self._size = os.fstat(self._raw.fileno()).st_size
         self._gzip = self._raw.read(2) == b"\x1f\x8b"
