@@ -46,14 +46,35 @@ def separation_deg(ra_pnt: float, dec_pnt: float, ra_deg, dec_deg) -> np.ndarray
 
 
 def _max_hav_loop(ra, dec, ra_pnt, dec_pnt):
-    """The largest haversine of the events' offsets, in one pass (-1 without events)."""
+    """The largest haversine of the events' offsets, in one pass (-1 without events).
+
+    An event's haversine (:func:`_hav_of`) is computed only where a bound of it
+    exceeds the largest so far: the same maximum, for a few operations an event.
+    """
     deg = np.pi / 180.0
     ra0, dec0 = ra_pnt * deg, dec_pnt * deg
     cos_dec0, sin_dec0 = np.cos(dec0), np.sin(dec0)
     largest = -1.0
     for k in range(ra.size):
-        largest = max(largest, _hav_of(ra[k] * deg, dec[k] * deg, ra0, dec0, cos_dec0, sin_dec0))
+        ra_k, dec_k = ra[k] * deg, dec[k] * deg
+        d_dec = dec_k - dec0
+        d_ra = _wrapped(ra_k - ra0)
+        if _hav_bound(d_dec, d_ra, cos_dec0, sin_dec0) < largest:
+            continue
+        largest = max(largest, _hav_of(ra_k, dec_k, ra0, dec0, cos_dec0, sin_dec0))
     return largest
+
+
+def _hav_bound(d_dec, d_ra, cos_dec0, sin_dec0):
+    """An upper bound of :func:`_hav_of` for the offsets (Δδ, Δα) from the pointing (rad).
+
+    From |sin x| <= |x| and |cos(δ0 + Δδ)| <= |cos δ0| + |sin δ0| |Δδ|, raised by
+    a margin (1e-6 relative, 1e-12 absolute) far above the rounding of either
+    (~1e-15: every term is at most ~1).
+    """
+    cos_dec = min(1.0, abs(cos_dec0) + abs(sin_dec0) * abs(d_dec))
+    bound = 0.25 * (d_dec * d_dec + abs(cos_dec0) * cos_dec * d_ra * d_ra)
+    return bound * (1.0 + 1e-6) + 1e-12
 
 
 def max_haversine(ra_pnt: float, dec_pnt: float, ra_deg, dec_deg, compiled=None) -> float:
@@ -195,6 +216,7 @@ def _compile():
         _bin_of=inline(_bin_of),
         _wrapped=inline(_wrapped),
         _hav_of=inline(_hav_of),
+        _hav_bound=inline(_hav_bound),
     )
     compile_loop = njit(cache=True, nogil=True)
     return compile_loop(_counts_loop), compile_loop(_max_hav_loop)
