@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from operator import itemgetter
@@ -23,6 +24,7 @@ _KEY_AND_VALUE = re.compile(r"(.{8})= (.{70})|.{80}", re.DOTALL)
 _KEY, _VALUE = itemgetter(0), itemgetter(1)
 
 
+@functools.lru_cache(maxsize=4096)  # most cards recur from file to file, word for word
 def _parse_value(text: str) -> str | int | float | bool | None:
     """The value of a card from its 11th column on: str, int, float, bool, or None if empty."""
     value = text.lstrip()
