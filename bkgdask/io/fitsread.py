@@ -137,6 +137,9 @@ class _Column(NamedTuple):
     tform: str  # as written
     code: str  # TFORM type letter
     repeat: int
+    scale_key: str  # TSCALn
+    zero_key: str  # TZEROn
+    unit_key: str  # TUNITn
 
 
 #: Column layouts by the value texts of the cards that set them (a store's files share few).
@@ -179,7 +182,8 @@ def _new_layout(header: Mapping, nfields: int, where: str) -> dict[str, _Column]
             raise FitsFormatError(f"{where}: TFORM{i} is {tform!r}, not a binary-table format")
         repeat = int(text[:digits] or 1)
         name = str(header.get(f"TTYPE{i}", f"COL{i}")).strip()
-        layout[name] = _Column(i, offset, tform.strip(), code, repeat)
+        keys = f"TSCAL{i}", f"TZERO{i}", f"TUNIT{i}"
+        layout[name] = _Column(i, offset, tform.strip(), code, repeat, *keys)
         offset += -(-repeat // 8) if code == "X" else repeat * _TFORM_WIDTHS[code]
     naxis1 = _integer(header, "NAXIS1", where)
     if naxis1 != offset:
@@ -223,8 +227,8 @@ def _read_column(
     values = rows[:, column.offset : column.offset + stored.itemsize].view(stored)[:, 0]
     if column.code == "L":
         return values == b"T"
-    scale = _number(header, f"TSCAL{column.number}", 1, where)
-    zero = _number(header, f"TZERO{column.number}", 0, where)
+    scale = _number(header, column.scale_key, 1, where)
+    zero = _number(header, column.zero_key, 0, where)
     if column.code == "E":
         with np.errstate(invalid="ignore"):  # signalling NaNs become quiet ones
             native = values.astype(read_as)
@@ -261,7 +265,7 @@ def _extract(header: Header, data: bytes, where: str, wanted: Iterable[str]) -> 
             raise FitsFormatError(f"{where} has no column {name!r}")
         column = layout[name]
         columns[name] = _read_column(rows, name, column, header, where)
-        units[name] = str(header.get(f"TUNIT{column.number}", "")).strip()
+        units[name] = str(header.get(column.unit_key, "")).strip()
     return TableHDU(header=header, columns=columns, units=units)
 
 
