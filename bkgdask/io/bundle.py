@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from astropy.io import fits
 from astropy.table import Table
 
-from ..errors import BkgdaskError, StoreError
+from ..errors import BkgdaskError, OutputError, StoreError
 from .files import write_fits_atomic
+from .fitswrite import BinTable
 from .gadf import string_column
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 #: Header keyword of a run-wise model's HDU: the HDU of the run's own group model.
 GROUP_KEYWORD = "BKGGROUP"
@@ -63,13 +67,50 @@ def bundle_obs_index(obs_index: Table, hdu_names: dict[int, str], used: set[int]
     return table
 
 
-def write_bundle(path: str | Path, hdu_index: Table, obs_index: Table, models: list) -> Path:
+def write_bundle(
+    path: str | Path, hdu_index: Table, obs_index: Table, models: list[BinTable]
+) -> Path:
     """Write HDU_INDEX, OBS_INDEX and the model HDUs to ``path`` atomically."""
-    index_hdu = fits.table_to_hdu(hdu_index)
-    index_hdu.name = "HDU_INDEX"
-    obs_hdu = fits.table_to_hdu(obs_index)
-    obs_hdu.name = "OBS_INDEX"
-    return write_fits_atomic(fits.HDUList([fits.PrimaryHDU(), index_hdu, obs_hdu, *models]), path)
+    indexes = [
+        _index_hdu(name, *_table_parts(name, table))
+        for name, table in (("HDU_INDEX", hdu_index), ("OBS_INDEX", obs_index))
+    ]
+    return write_fits_atomic([*indexes, *models], path)
+
+
+def _table_parts(name: str, table: Table) -> tuple[dict, dict, dict, list[str]]:
+    """A table's columns, units (FITS strings), header keywords and comments (``meta``).
+
+    Masked entries are written as NaN (float) or '' (str), as astropy writes them.
+
+    Raises
+    ------
+    OutputError
+        If a column of another type has masked entries.
+    """
+    columns, units = {}, {}
+    for column_name in table.colnames:
+        column = table[column_name]
+        columns[column_name] = np.asarray(column)
+        if np.ma.getmaskarray(column).any():
+            if column.dtype.kind not in "fSU":
+                raise OutputError(
+                    f"cannot write the bundle's {name}: its column {column_name} has null "
+                    f"(masked) entries of type {column.dtype}; only float and str columns may"
+                )
+            columns[column_name] = column.filled(np.nan if column.dtype.kind == "f" else "")
+        if column.unit is not None:
+            units[column_name] = column.unit.to_string("fits")
+    meta = {key: value for key, value in table.meta.items() if key not in ("EXTNAME", "comments")}
+    return columns, units, meta, list(table.meta.get("comments", []))
+
+
+def _index_hdu(name: str, columns: dict, units: dict, cards: dict, comments: list) -> BinTable:
+    """The table HDU of an index: ``EXTNAME``, columns, units, header keywords and comments."""
+    hdu = BinTable(name, columns, units, cards)
+    for text in comments:
+        hdu.header.add_comment(text)
+    return hdu
 
 
 def read_bundle_hdus(path: str | Path) -> tuple[dict[str, tuple[fits.Header, object]], Table]:
@@ -79,6 +120,8 @@ def read_bundle_hdus(path: str | Path) -> tuple[dict[str, tuple[fits.Header, obj
     group model) are left out: they hold only the axes and ``BKG``, for
     gammapy; the build columns are their group models'.
     """
+    from astropy.io import fits
+
     path = Path(path)
     try:
         with fits.open(path) as hdus:
