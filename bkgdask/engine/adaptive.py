@@ -30,14 +30,12 @@ def adaptive_zenith_edges(
         Lowest and highest edge, deg.
     """
     table = store.obs_index
-    if "ONTIME" not in table.colnames:
+    if "ONTIME" not in table:
         raise ConfigError("adaptive grouping needs ONTIME in the obs-index")
     row = {int(o): i for i, o in enumerate(store.obs_ids)}
     rows = np.array([row[int(o)] for o in obs_ids], dtype=np.int64)
     zenith = store.zenith_deg()[rows]
-    unit = table["ONTIME"].unit
-    scale = 1.0 if unit is None else float(unit.to("s"))
-    time = np.asarray(table["ONTIME"], dtype=np.float64)[rows] * scale
+    time = np.asarray(table["ONTIME"], dtype=np.float64)[rows] * _seconds_per(table.units["ONTIME"])
     order = np.argsort(zenith, kind="stable")
     zenith, time = zenith[order], time[order]
     edges, filled = [span_deg[0]], 0.0
@@ -48,3 +46,12 @@ def adaptive_zenith_edges(
             edges.append(0.5 * (zenith[k] + zenith[k + 1]))
             filled = 0.0
     return np.array([*edges, span_deg[1]])
+
+
+def _seconds_per(unit: str) -> float:
+    """Seconds in one ``unit`` of ``ONTIME`` ('' is taken as s, as GADF has it)."""
+    if unit in ("", "s"):
+        return 1.0
+    import astropy.units as u
+
+    return float(u.Unit(unit).to("s"))
