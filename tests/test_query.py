@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from bkgdask.errors import SelectionError
 from bkgdask.io.index_table import IndexTable, read_index
 from bkgdask.io.query import evaluate_columns, select_rows, validate_expression

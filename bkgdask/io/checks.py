@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import RunError, StoreError
-from .gadf import string_column
+from .gadf import string_codes
 from .index_table import IndexTable
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,13 @@ def check_unique_ids(hdu_index: IndexTable, obs_index: IndexTable, base_dir) -> 
         raise StoreError(
             f"observation index of {base_dir} lists OBS_ID {_listed(repeated)} more than once"
         )
-    obs = np.asarray(hdu_index["OBS_ID"], dtype=np.int64).astype(str)
-    types = np.char.lower(string_column(hdu_index["HDU_TYPE"]))
-    repeated = duplicates(np.char.add(np.char.add(obs, " "), types))
+    obs = np.asarray(hdu_index["OBS_ID"], dtype=np.int64)
+    codes, types = string_codes(hdu_index["HDU_TYPE"])
+    kinds, kind_of = np.unique(np.char.lower(types), return_inverse=True)
+    kind = kind_of.reshape(-1)[codes]
+    order = np.lexsort((kind, obs))
+    again = np.flatnonzero((np.diff(obs[order]) == 0) & (np.diff(kind[order]) == 0)) + 1
+    repeated = sorted({f"{obs[i]} {kinds[kind[i]]}" for i in order[again].tolist()})
     if repeated:
         raise StoreError(
             f"HDU index of {base_dir} lists (OBS_ID HDU_TYPE) {_listed(repeated)} more than once"

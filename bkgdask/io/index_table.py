@@ -103,9 +103,10 @@ class IndexTable:
 def read_index(path: str | Path, what: str, extname: str | None = None) -> IndexTable:
     """Read every column of an index table from a FITS file (plain or gzip-compressed).
 
-    Strings are ``str`` without trailing blanks; floats stay as stored (NaN
-    included). An integer column with ``TNULLn`` becomes float64 with NaN at its
-    null entries if it has any (astropy masks them), else stays integer.
+    Strings are ``str`` without trailing blanks; floats stay as stored (``E``
+    float32, ``D`` float64, NaN included). An integer column with ``TNULLn``
+    becomes float64 with NaN at its null entries if it has any (astropy masks
+    them), else stays integer.
 
     Parameters
     ----------
@@ -142,18 +143,20 @@ def read_index(path: str | Path, what: str, extname: str | None = None) -> Index
     }
     number = {str(header.get(f"TTYPE{i}", "")).strip(): i for i in range(1, header["TFIELDS"] + 1)}
     columns = {
-        name: _nulls_as_nan(values, header, number[name]) for name, values in hdu.columns.items()
+        name: _as_stored(values, header, number[name]) for name, values in hdu.columns.items()
     }
     return IndexTable(columns, hdu.units, meta)
 
 
-def _nulls_as_nan(values: np.ndarray, header: Mapping, number: int) -> np.ndarray:
-    """An integer (or scaled integer) column with NaN where it holds its ``TNULLn``."""
-    null = header.get(f"TNULL{number}")
+def _as_stored(values: np.ndarray, header: Mapping, number: int) -> np.ndarray:
+    """Column ``number`` in its stored type: ``E`` as float32; integers with NaN at ``TNULLn``."""
     code = str(header.get(f"TFORM{number}")).strip().upper().lstrip("0123456789")[:1]
+    scale, zero = header.get(f"TSCAL{number}", 1), header.get(f"TZERO{number}", 0)
+    if code == "E" and scale == 1 and zero == 0:
+        return values.astype(np.float32)
+    null = header.get(f"TNULL{number}")
     if code not in ("B", "I", "J", "K") or not isinstance(null, int) or isinstance(null, bool):
         return values
-    scale, zero = header.get(f"TSCAL{number}", 1), header.get(f"TZERO{number}", 0)
     is_null = values == (null * scale + zero if values.dtype.kind == "f" else null + zero)
     if not is_null.any():
         return values
