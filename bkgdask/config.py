@@ -20,7 +20,6 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import astropy.units as u
 import numpy as np
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -31,7 +30,7 @@ from .io.checks import MAX_DROPPED_FRACTION
 from .io.event_filter import compile_event_filter
 from .models import KINDS, ModelKind, get_kind
 from .models.binning import Binning, check_edges
-from .quantities import AxisEdges, Quantity, _checked, _quantity_within, _Strict
+from .quantities import AxisEdges, QuantityField, _checked, _quantity_within, _Strict
 
 __all__ = ["BuildConfig", "ComputeConfig", "ModelConfig"]
 
@@ -109,7 +108,7 @@ class GroupingConfig(_Strict):
         default=False,
         description="one model per run, group models interpolated in cos(zenith) and group_by",
     )
-    min_time: Quantity | None = Field(
+    min_time: QuantityField | None = Field(
         default=None,
         description="adaptive zenith groups of at least this observation time, e.g. '5 h'",
     )
@@ -162,16 +161,13 @@ class ChecksConfig(_Strict):
 class CircleConfig(_Strict):
     """A circular exclusion region (ICRS): ``{ra: 83.63 deg, dec: 22.01 deg, radius: 0.3 deg}``."""
 
-    ra: Quantity
-    dec: Quantity
-    radius: Quantity
+    ra: QuantityField
+    dec: QuantityField
+    radius: QuantityField
 
     def to_deg(self) -> tuple[float, float, float]:
         """(RA, Dec, radius) in deg; ValueError on a bad unit or value."""
-        try:
-            ra, dec, radius = (q.to_value("deg") for q in (self.ra, self.dec, self.radius))
-        except u.UnitsError as exc:
-            raise ValueError(str(exc)) from exc
+        ra, dec, radius = (q.to_value("deg") for q in (self.ra, self.dec, self.radius))
         if not (-90 <= dec <= 90 and 0 < radius < 90):
             raise ValueError(f"circle needs -90 <= dec <= 90 and 0 < radius < 90 deg: {self}")
         return ra, dec, radius
@@ -192,7 +188,7 @@ class ExclusionConfig(_Strict):
 
     regions: list[CircleConfig | str] = Field(default_factory=list)
     files: list[str] = Field(default_factory=list)
-    target_radius: Quantity | None = None
+    target_radius: QuantityField | None = None
 
     @field_validator("regions")
     @classmethod

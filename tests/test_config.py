@@ -45,6 +45,10 @@ def test_config_command_round_trips(tmp_path):
         ("binning: [1, 2]\n", "binning"),
         ("binning: {energy: {edges: [1, 10]}}\n", "unit"),
         ("a: [unclosed\n", "YAML"),
+        ("binning:\n  energy: {min: 0.1 TeVV, max: 100 TeV, nbin: 3}\n", "unknown unit 'TeVV'"),
+        ("grouping:\n  min_time: 2 deg\n", "cannot convert deg \\(angle\\) to s \\(time\\)"),
+        ("exclusion:\n  target_radius: 0.4\n", "string with a unit"),
+        ("exclusion:\n  target_radius: '0.4'\n", "give a unit"),
     ],
 )
 def test_bad_configs_rejected(text, needle):
@@ -63,6 +67,17 @@ def test_units_convert():
     np.testing.assert_allclose(binning["energy"], np.logspace(-1, 2, 20), rtol=1e-12)
     np.testing.assert_allclose(binning["offset"], [0, 0.5, 1, 3])
     np.testing.assert_allclose(config.grouping.zenith.to_values("deg"), np.rad2deg([0, 0.5, 1]))
+
+
+def test_quantities_take_astropy_ones_and_print_as_written():
+    """A Python caller may pass astropy quantities; a config prints each value in its unit."""
+    import astropy.units as u
+
+    config = BuildConfig().updated({"exclusion": {"target_radius": 30 * u.arcmin}})
+    assert config.exclusion.target_radius.to_value("deg") == 0.5
+    assert "target_radius: 30 arcmin" in config.to_yaml()
+    minutes = BuildConfig().updated({"grouping": {"min_time": "90 min"}}).grouping.min_time
+    assert minutes.to_value("h") == 1.5 and minutes.to_value("s") == 5400
 
 
 def test_cli_edges_parse():

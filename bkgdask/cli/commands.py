@@ -56,13 +56,12 @@ def simulate(
     outdir, n_obs, seed, zenith_range, duration, n_gti, special_pointings, scheduler, n_workers
 ):
     """Write a store of simulated off runs with a known background rate to OUTDIR."""
-    import astropy.units as u
-
+    from ..quantities import Quantity
     from ..sim.simulate import SimulationConfig, simulate_store
 
     try:
         zen = [float(v) for v in zenith_range.split(",")]
-        seconds = u.Quantity(duration).to_value(u.s)
+        seconds = Quantity.parse(duration).to_value("s")
         if len(zen) != 2:
             raise ValueError("--zenith-range takes two numbers, e.g. 0,60")
         config = SimulationConfig(
@@ -74,7 +73,7 @@ def simulate(
             n_gti=n_gti,
             special_pointings=special_pointings,
         )
-    except (ValueError, TypeError, u.UnitsError) as exc:
+    except (ValueError, TypeError) as exc:
         raise click.BadParameter(str(exc)) from None
     with user_errors():
         path = simulate_store(
