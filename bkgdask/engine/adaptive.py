@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from ..io.store import DataStore
+from ..quantities import unit_factor
 
 
 def adaptive_zenith_edges(
@@ -35,7 +36,11 @@ def adaptive_zenith_edges(
     row = {int(o): i for i, o in enumerate(store.obs_ids)}
     rows = np.array([row[int(o)] for o in obs_ids], dtype=np.int64)
     zenith = store.zenith_deg()[rows]
-    time = np.asarray(table["ONTIME"], dtype=np.float64)[rows] * _seconds_per(table.units["ONTIME"])
+    try:  # GADF gives ONTIME in s: a column without a unit is taken as s
+        scale = unit_factor(table.units["ONTIME"] or "s", "s")
+    except ValueError as exc:
+        raise StoreError(f"obs-index of {store.base_dir}: ONTIME: {exc}") from exc
+    time = np.asarray(table["ONTIME"], dtype=np.float64)[rows] * scale
     order = np.argsort(zenith, kind="stable")
     zenith, time = zenith[order], time[order]
     edges, filled = [span_deg[0]], 0.0
@@ -46,12 +51,3 @@ def adaptive_zenith_edges(
             edges.append(0.5 * (zenith[k] + zenith[k + 1]))
             filled = 0.0
     return np.array([*edges, span_deg[1]])
-
-
-def _seconds_per(unit: str) -> float:
-    """Seconds in one ``unit`` of ``ONTIME`` ('' is taken as s, as GADF has it)."""
-    if unit in ("", "s"):
-        return 1.0
-    import astropy.units as u
-
-    return float(u.Unit(unit).to("s"))

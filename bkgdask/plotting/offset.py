@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
-import astropy.units as u
 import numpy as np
 
 from ..models import Model
+from ..quantities import unit_factor
 from .common import RATE_LABEL, Curve, bin_index, draw_curves, model_error, model_title, on_axes
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ def safe_threshold(obs_index: IndexTable, model: Model) -> float | None:
     """Median ``SAFE_ENERGY_LO`` (TeV) of the model's runs; None if the OBS_INDEX has none."""
     if "SAFE_ENERGY_LO" not in obs_index:
         return None
-    scale = u.Unit(obs_index.units["SAFE_ENERGY_LO"] or "TeV").to("TeV")
+    scale = unit_factor(obs_index.units["SAFE_ENERGY_LO"] or "TeV", "TeV")
     runs = np.isin(obs_index["OBS_ID"], model.obs_ids)
     values = np.asarray(obs_index["SAFE_ENERGY_LO"], dtype=np.float64)[runs] * scale
     values = values[np.isfinite(values)]
