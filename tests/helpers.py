@@ -1,13 +1,15 @@
-"""Helpers for tests: small stores with known contents, a compute guard."""
+"""Helpers for tests: small stores with known contents, a compute guard, HDUs for astropy."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 from pathlib import Path
 
 import dask
 import numpy as np
 
+from bkgdask.io.fitswrite import BinTable, fits_file
 from bkgdask.models.binning import Binning
 from bkgdask.sim.simulate3d import Simulation3DConfig, run_header
 from bkgdask.sim.store_writer import RunSpec, events_from_offsets, write_store
@@ -119,3 +121,10 @@ def per_run_expected(store, config: Simulation3DConfig, binning, alignment: str)
             for i, obs_id in enumerate(config.obs_ids)
         ]
     )
+
+
+def astropy_hdu(table: BinTable):
+    """astropy's reading of a table HDU as the package writes it (for ``Table.read``, gammapy)."""
+    from astropy.io import fits
+
+    return fits.open(io.BytesIO(fits_file([table])))[1]

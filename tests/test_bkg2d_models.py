@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from click.testing import CliRunner
+from helpers import astropy_hdu
 
 import bkgdask
 from bkgdask.cli import cli
@@ -111,7 +112,7 @@ def test_finer_binning_gives_the_same_prediction(store, results):
 def _table(hdu):
     from astropy.table import Table
 
-    return Table.read(fits.HDUList([fits.PrimaryHDU(), hdu])[1])
+    return Table.read(astropy_hdu(hdu))
 
 
 def test_smoothing_option_and_config(store, tmp_path):

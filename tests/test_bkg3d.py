@@ -12,7 +12,7 @@ from astropy.io import fits
 from astropy.table import Table
 from click.testing import CliRunner
 from distributed import Client, LocalCluster
-from helpers import per_run_expected
+from helpers import astropy_hdu, per_run_expected
 from scipy import stats
 
 import bkgdask
@@ -179,20 +179,27 @@ def test_hdu_as_gammapy_writes_it():
     kind = Bkg3D("altaz")
     binning = kind.binning(build_config("altaz").binning)
     rate = np.random.default_rng(1).uniform(size=binning.shape)
-    ours = bkg_3d_hdu(binning["energy"], binning["fov_lon"], binning["fov_lat"], rate, "ALTAZ")
+    table = bkg_3d_hdu(binning["energy"], binning["fov_lon"], binning["fov_lat"], rate, "ALTAZ")
+    ours = astropy_hdu(table)
     theirs = kind.to_gammapy(Model("BKG", kind, binning, rate, {})).to_table_hdu()
     assert theirs.header["FOVALIGN"] == ours.header["FOVALIGN"] == "ALTAZ"
     for column in ("ENERG_LO", "DETX_HI", "DETY_LO"):
         np.testing.assert_allclose(theirs.data[column], ours.data[column], rtol=1e-12)
+    for column in theirs.columns:
+        assert (ours.columns[column.name].unit, ours.columns[column.name].dim) == (
+            column.unit,
+            column.dim,
+        )
     # BKG is float32 (TFORM E), as in the H.E.S.S. DR1 models: rounded to 6e-8.
     assert ours.columns["BKG"].format == f"{rate.size}E"
     np.testing.assert_allclose(theirs.data["BKG"], ours.data["BKG"], rtol=1e-7)
     back = Background3D.from_table(Table.read(ours))
     assert back.fov_alignment.value == "ALTAZ"
     np.testing.assert_allclose(back.quantity.to_value("s-1 MeV-1 sr-1"), rate, rtol=1e-7)
-    model = kind.from_hdu("BKG", ours.header, ours.data)
-    assert model.binning == binning and model.kind == kind
-    np.testing.assert_array_equal(model.rate, rate.astype(np.float32))
+    for header, data in ((table.header, table.data), (ours.header, ours.data)):
+        model = kind.from_hdu("BKG", header, data)
+        assert model.binning == binning and model.kind == kind
+        np.testing.assert_array_equal(model.rate, rate.astype(np.float32))
 
 
 def test_alignment_configuration():
@@ -220,16 +227,18 @@ def test_cli_builds_altaz_models(altaz_store, tmp_path):
         assert bkg.data["BKG"][0].shape[:2] == (60, 60) and bkg.data["BKG"][0].shape[2] >= 97
 
 
-def test_bundle_bytes_as_astropy_writes_them(altaz_store):
-    """One-row tables go out by numpy's byte swap, the bytes astropy would write."""
-    import io
-
-    from bkgdask.io.bundle import index_hdu
-    from bkgdask.io.files import fits_bytes
-
+def test_bundle_as_astropy_reads_it(altaz_store, tmp_path):
+    """Every model HDU of the bundle reads back as built: keywords, columns, units, cells."""
     result = bkgdask.build(altaz_store[0], build_config("altaz"))
-    index = index_hdu(result.hdu_index("bkg.fits.gz"), "HDU_INDEX")
-    hdus = fits.HDUList([fits.PrimaryHDU(), index, *result.model_hdus().values()])
-    expected = io.BytesIO()
-    hdus.writeto(expected)
-    assert fits_bytes(hdus) == expected.getvalue()
+    built = {hdu.name: hdu for hdu in result.model_hdus().values()}
+    with fits.open(result.write(tmp_path / "bkg.fits.gz")) as hdus:
+        hdus.verify("exception")
+        assert [h.name for h in hdus[3:]] == list(built)
+        for name, hdu in built.items():
+            read = hdus[name]
+            assert {k: read.header[k] for k in hdu.header} == dict(hdu.header)
+            assert read.columns.names == list(hdu.data.dtype.names)
+            for column in read.columns:
+                assert column.unit == hdu.units.get(column.name)
+                assert read.data[column.name].dtype == hdu.data[column.name].dtype
+                np.testing.assert_array_equal(read.data[column.name], hdu.data[column.name])

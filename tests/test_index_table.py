@@ -15,6 +15,7 @@ from helpers import small_store
 from bkgdask.cli import cli
 from bkgdask.errors import StoreError
 from bkgdask.io.bundle import index_hdu
+from bkgdask.io.files import write_fits_atomic
 from bkgdask.io.index_table import IndexTable, read_index
 from bkgdask.io.store import DataStore
 
@@ -181,7 +182,7 @@ def test_written_and_read_back_unchanged(tmp_path):
         meta={"MJDREFI": 51910, "TIMESYS": "TT", "GEOLON": 16.5},
     )
     path = tmp_path / "index.fits.gz"
-    fits.HDUList([fits.PrimaryHDU(), index_hdu(table, "OBS_INDEX")]).writeto(path)
+    write_fits_atomic([index_hdu(table, "OBS_INDEX")], path)
     back = read_index(path, "index")
     assert back.colnames == table.colnames
     for name in table.colnames:

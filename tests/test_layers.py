@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from astropy.io import fits
 from helpers import random_run
 
 import bkgdask
 from bkgdask.config import BuildConfig
+from bkgdask.io.fitswrite import BinTable
 from bkgdask.models import KINDS, Model, ModelKind, read_models, register
 from bkgdask.models.binning import Binning
 from bkgdask.sim.store_writer import write_store
@@ -120,14 +120,8 @@ class EnergyOnly(ModelKind):
 
     def to_hdu(self, total, rate):
         edges = np.append(total["energy_lo"].values, total["energy_hi"].values[-1])
-        columns = [
-            fits.Column("ENERG_LO", "D", array=edges[:-1]),
-            fits.Column("ENERG_HI", "D", array=edges[1:]),
-            fits.Column("BKG", "D", array=rate),
-        ]
-        hdu = fits.BinTableHDU.from_columns(columns)
-        hdu.header.update({"HDUCLAS2": "BKG", "HDUCLAS4": self.hdu_class})
-        return hdu
+        columns = {"ENERG_LO": edges[:-1], "ENERG_HI": edges[1:], "BKG": rate}
+        return BinTable(columns=columns, header={"HDUCLAS2": "BKG", "HDUCLAS4": self.hdu_class})
 
     def from_hdu(self, name, header, data):
         edges = np.append(data["ENERG_LO"], data["ENERG_HI"][-1])

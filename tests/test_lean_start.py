@@ -1,4 +1,7 @@
-"""A lean start: in-process builds import neither distributed, dask.array, scipy nor gammapy."""
+"""A lean start: in-process builds import neither distributed, dask.array, scipy nor gammapy.
+
+Model HDUs and their FITS file need no astropy at all.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+from astropy.io import fits
 from helpers import OFF, small_store
 
 PROBE = """
@@ -35,6 +40,65 @@ def test_in_process_builds_import_only_what_they_need(tmp_path):
     for scheduler in ("sync", "threads", "processes", "auto"):
         loaded = _modules_after_build(store, scheduler)
         assert not any(loaded.values()), (scheduler, loaded)
+
+
+WRITE_WITHOUT_ASTROPY = """
+import sys
+import bkgdask
+from bkgdask.config import BuildConfig
+from bkgdask.io.files import write_fits_atomic
+config = BuildConfig().updated(
+    {"selection": %r, "model": {"kind": %r}, "compute": {"scheduler": "sync", "progress": False}}
+)
+result = bkgdask.build(sys.argv[1], config)
+result.rates  # the fits, before astropy goes
+
+
+class NoAstropy:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "astropy":
+            raise ImportError(f"{name} imported while making and writing model HDUs")
+
+
+for name in [m for m in sys.modules if m.partition(".")[0] == "astropy"]:
+    del sys.modules[name]
+sys.meta_path.insert(0, NoAstropy())
+write_fits_atomic(result.model_hdus().values(), sys.argv[2])
+"""
+
+WRITER_MODULES = (
+    "bkgdask.io.fitswrite",
+    "bkgdask.io.files",
+    "bkgdask.models.gadf_table",
+    "bkgdask.models.table_kind",
+    "bkgdask.models.bkg2d",
+    "bkgdask.models.bkg3d",
+)
+
+
+def test_the_writer_and_the_table_kinds_import_no_astropy():
+    probe = f"import json, sys, {', '.join(WRITER_MODULES)}; print(json.dumps(list(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    modules = json.loads(proc.stdout)
+    assert "bkgdask.io.fitswrite" in modules
+    assert not [m for m in modules if m.partition(".")[0] == "astropy"]
+
+
+@pytest.mark.parametrize("kind", ["bkg_2d", "bkg_3d"])
+def test_model_hdus_are_made_and_written_without_astropy(tmp_path, kind):
+    store = small_store(tmp_path / "store")
+    out = tmp_path / "models.fits.gz"
+    proc = subprocess.run(
+        [sys.executable, "-c", WRITE_WITHOUT_ASTROPY % (OFF, kind), str(store), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with fits.open(out) as hdus:
+        hdus.verify("exception")
+        assert {h.header.get("HDUCLAS4") for h in hdus[1:]} == {kind.upper()}
 
 
 LAZY_THEN_DASK = """

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
+from helpers import astropy_hdu
 from scipy import stats
 
 from bkgdask.models import get_kind
@@ -122,7 +123,8 @@ def gammapy_background(model):
     from gammapy.irf import Background2D
 
     energy_edges, offset_edges, rate = gadf_bkg_2d_nodes(model)
-    return Background2D.from_table(Table.read(bkg_2d_hdu(energy_edges, offset_edges, rate)))
+    hdu = astropy_hdu(bkg_2d_hdu(energy_edges, offset_edges, rate))
+    return Background2D.from_table(Table.read(hdu))
 
 
 @pytest.mark.parametrize("binning", [TUTORIAL, FINE], ids=["19x9", "60x30"])

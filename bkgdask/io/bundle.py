@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from astropy.io import fits
 
 from ..errors import BkgdaskError, StoreError
 from .files import write_fits_atomic
+from .fitswrite import BinTable
 from .gadf import string_column
 from .index_table import IndexTable, read_index
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 #: Header keyword of a run-wise model's HDU: the HDU of the run's own group model.
 GROUP_KEYWORD = "BKGGROUP"
@@ -65,24 +69,18 @@ def bundle_obs_index(
     return table
 
 
-def index_hdu(table: IndexTable, extname: str) -> fits.BinTableHDU:
-    """An index table as a binary-table HDU named ``extname``: its columns, units and meta."""
-    from astropy.table import Table
-
-    hdu = fits.table_to_hdu(Table(table.columns, meta=table.meta))
-    for name, unit in table.units.items():
-        if unit:
-            hdu.columns[name].unit = unit
-    hdu.name = extname
-    return hdu
+def index_hdu(table: IndexTable, extname: str) -> BinTable:
+    """An index table as the binary-table HDU ``extname``: its columns, units and meta."""
+    meta = {key: value for key, value in table.meta.items() if key != "EXTNAME"}
+    return BinTable(extname, table.columns, table.units, meta)
 
 
 def write_bundle(
-    path: str | Path, hdu_index: IndexTable, obs_index: IndexTable, models: list
+    path: str | Path, hdu_index: IndexTable, obs_index: IndexTable, models: list[BinTable]
 ) -> Path:
     """Write HDU_INDEX, OBS_INDEX and the model HDUs to ``path`` atomically."""
     indexes = [index_hdu(hdu_index, "HDU_INDEX"), index_hdu(obs_index, "OBS_INDEX")]
-    return write_fits_atomic(fits.HDUList([fits.PrimaryHDU(), *indexes, *models]), path)
+    return write_fits_atomic([*indexes, *models], path)
 
 
 def read_bundle_hdus(
@@ -94,6 +92,8 @@ def read_bundle_hdus(
     group model) are left out: they hold only the axes and ``BKG``, for
     gammapy; the build columns are their group models'.
     """
+    from astropy.io import fits
+
     path = Path(path)
     try:
         with fits.open(path) as hdus:

@@ -139,11 +139,19 @@ class ModelKind:
         raise NotImplementedError
 
     def to_hdu(self, total: xr.Dataset, rate: np.ndarray, build_columns: bool = True):
-        """The GADF HDU of a summed partial and its rate, build columns or not (subclass)."""
+        """The GADF HDU (a :class:`~bkgdask.io.fitswrite.BinTable`) of a total and its rate.
+
+        With or without the build columns (subclass).
+        """
         raise NotImplementedError
 
     def from_hdu(self, name: str, header, data) -> Model:
-        """A model from its HDU's header and table data (subclass)."""
+        """A model from its HDU's header (a mapping) and rows (subclass).
+
+        ``data`` is a structured array, the written HDU's
+        (:attr:`bkgdask.io.fitswrite.BinTable.data`) or astropy's reading of a
+        file: columns by name, the row axis first, names in ``data.dtype.names``.
+        """
         raise NotImplementedError
 
     def to_gammapy(self, model: Model):

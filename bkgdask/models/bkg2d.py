@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from astropy.io import fits
 
+from ..io.fitswrite import BinTable
 from .binning import Binning
 from .exclusion import ring_excluded_fraction
 from .kernel2d import count_events, hav_edges
@@ -71,7 +71,7 @@ class Bkg2D(TableKind):
         return gadf_bkg_2d_nodes(rate)
 
 
-def bkg_2d_hdu(energy_edges, offset_edges, rate, extra=()) -> fits.BinTableHDU:
+def bkg_2d_hdu(energy_edges, offset_edges, rate, extra=()) -> BinTable:
     """A GADF BKG_2D table HDU (as gammapy writes it), without importing gammapy.
 
     Parameters
@@ -82,7 +82,7 @@ def bkg_2d_hdu(energy_edges, offset_edges, rate, extra=()) -> fits.BinTableHDU:
         Offset edges, deg.
     rate : numpy.ndarray
         s-1 MeV-1 sr-1, shape (n_energy, n_offset).
-    extra : sequence of astropy.io.fits.Column
+    extra : sequence of Column
         Further one-row columns (e.g. :meth:`TableKind.build_columns`).
     """
     return Bkg2D().table_hdu([energy_edges, offset_edges], rate, extra)

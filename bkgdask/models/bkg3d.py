@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from astropy.io import fits
 
 from ..errors import RunError
+from ..io.fitswrite import BinTable
 from .base import edges_of
 from .binning import Binning
 from .fov import (
@@ -161,7 +161,7 @@ class Bkg3D(TableKind):
 
         return gadf_bkg_3d_nodes(rate)
 
-    def table_hdu(self, edges, rate, extra=()) -> fits.BinTableHDU:
+    def table_hdu(self, edges, rate, extra=()) -> BinTable:
         """The GADF HDU with the kind's ``FOVALIGN``."""
         hdu = super().table_hdu(edges, rate, extra)
         hdu.header["FOVALIGN"] = self.alignment
@@ -219,9 +219,7 @@ def fill_unexposed(counts, exposure, binning: Binning) -> np.ndarray:
     return rate
 
 
-def bkg_3d_hdu(
-    energy_edges, lon_edges, lat_edges, rate, alignment: str, extra=()
-) -> fits.BinTableHDU:
+def bkg_3d_hdu(energy_edges, lon_edges, lat_edges, rate, alignment: str, extra=()) -> BinTable:
     """A GADF BKG_3D table HDU (as gammapy writes it), without importing gammapy.
 
     Parameters
@@ -234,7 +232,7 @@ def bkg_3d_hdu(
         s-1 MeV-1 sr-1, shape (n_energy, n_lon, n_lat).
     alignment : {"RADEC", "ALTAZ"}
         ``FOVALIGN`` of the model.
-    extra : sequence of astropy.io.fits.Column
+    extra : sequence of Column
         Further one-row columns (``COUNTS``, ``EXPOSURE``).
     """
     return Bkg3D(alignment).table_hdu([energy_edges, lon_edges, lat_edges], rate, extra)

@@ -18,13 +18,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from astropy.io import fits
 
 from ..errors import SelectionError
+from ..io.fitswrite import BinTable
 from ..io.gadf import BKG_COLUMN_UNIT
 from .base import RATE_UNIT, Model, ModelKind, edges_of
 from .binning import Binning
-from .gadf_table import bkg_table_hdu, edge_columns, row_edges, table_column
+from .gadf_table import Column, bkg_table_hdu, edge_columns, row_edges, table_column
 
 #: Columns on the build's bins: (name, unit), each in the axis order of ``BKG``.
 BUILD_COLUMNS = (
@@ -71,7 +71,7 @@ class TableKind(ModelKind):
         """Edges of every axis and the point rates of a fit's node grid (subclass)."""
         raise NotImplementedError
 
-    def table_hdu(self, edges, rate, extra=()) -> fits.BinTableHDU:
+    def table_hdu(self, edges, rate, extra=()) -> BinTable:
         """The GADF HDU of a rate on ``edges`` (one array per axis), with ``extra`` columns."""
         axes = [(name, e, unit) for (name, unit), e in zip(self.columns, edges)]
         return bkg_table_hdu(axes, rate, self.hdu_class, extra)
@@ -105,7 +105,7 @@ class TableKind(ModelKind):
         """The histogram estimate of a group, counts / exposure (s-1 MeV-1 sr-1)."""
         return super().finalize(total)
 
-    def to_hdu(self, total, rate, build_columns: bool = True) -> fits.BinTableHDU:
+    def to_hdu(self, total, rate, build_columns: bool = True) -> BinTable:
         """BKG on the node grid of a smooth rate, or on the build's bins of a histogram.
 
         Parameters
@@ -127,7 +127,7 @@ class TableKind(ModelKind):
         hdu.header.update(rate.parameters if smooth else HISTOGRAM_KEYWORDS)
         return hdu
 
-    def build_columns(self, edges, total, rate) -> list[fits.Column]:
+    def build_columns(self, edges, total, rate) -> list[Column]:
         """Edge columns ``CNT_*`` of the build's bins and the :data:`BUILD_COLUMNS` on them.
 
         Parameters
@@ -148,9 +148,8 @@ class TableKind(ModelKind):
         columns = []
         for (name, unit), e in zip(self.columns, edges):
             columns += edge_columns(f"CNT_{name}", e, unit)
-        dim = "(" + ",".join(str(len(e) - 1) for e in edges) + ")"
         for (name, unit), grid in zip(BUILD_COLUMNS, grids):
-            columns.append(table_column(name, np.asarray(grid).T, unit, dim))
+            columns.append(table_column(name, np.asarray(grid).T, unit))
         return columns
 
     def from_hdu(self, name: str, header, data) -> Model:
@@ -159,7 +158,7 @@ class TableKind(ModelKind):
         table_binning = self._binning(data, "")
         # GADF stores BKG with the axes reversed; bkgdask works in (energy, ...).
         rate = np.asarray(data["BKG"][0], dtype=np.float64).T
-        if f"CNT_{self.columns[0][0]}_LO" not in data.names:
+        if f"CNT_{self.columns[0][0]}_LO" not in data.dtype.names:
             return Model(name, kind, table_binning, rate, dict(header))
         binning = self._binning(data, "CNT_")
         counts, exposure, build_rate, error = (

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
 
 from ..io.bundle import index_hdu
+from ..io.files import write_fits_atomic
 from ..io.index_table import IndexTable
 from ..io.store import DataStore
 
@@ -50,10 +50,8 @@ def write_replicated_index(source: str | Path, outdir: str | Path, n_obs: int) -
     obs_index = store.obs_index.take(copy_of).with_column("OBS_ID", new_ids)
     hdu_index = _replicated_hdu_rows(store, copy_of, new_ids)
     outdir.mkdir(parents=True, exist_ok=True)
-    obs_hdu = index_hdu(obs_index, "OBS_INDEX")
-    fits.HDUList([fits.PrimaryHDU(), obs_hdu]).writeto(outdir / "obs-index.fits.gz", overwrite=True)
-    hdu_hdu = index_hdu(hdu_index, "HDU_INDEX")
-    fits.HDUList([fits.PrimaryHDU(), hdu_hdu]).writeto(outdir / "hdu-index.fits.gz")
+    write_fits_atomic([index_hdu(obs_index, "OBS_INDEX")], outdir / "obs-index.fits.gz")
+    write_fits_atomic([index_hdu(hdu_index, "HDU_INDEX")], outdir / "hdu-index.fits.gz")
     return outdir
 
 
