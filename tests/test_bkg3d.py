@@ -170,7 +170,7 @@ def test_bundle_read_by_gammapy(altaz_store, tmp_path):
     (total,) = result.totals.values()
     np.testing.assert_array_equal(model.counts, total["counts"].values)
     rows = result.hdu_index(bundle)
-    assert set(rows[rows["HDU_TYPE"] == "bkg"]["HDU_CLASS"]) == {"bkg_3d"}
+    assert set(rows["HDU_CLASS"][rows["HDU_TYPE"] == "bkg"]) == {"bkg_3d"}
 
 
 def test_hdu_as_gammapy_writes_it():

@@ -243,7 +243,7 @@ def test_smoothed_model_errors_are_the_fits(tmp_path):
 def test_empty_bins_threshold_and_group_edges_are_marked(plt, model, bundle):
     import copy
 
-    from astropy.table import Table
+    from bkgdask.io.index_table import read_index
 
     holed = copy.copy(model)
     holed.rate = model.rate.copy()
@@ -259,7 +259,7 @@ def test_empty_bins_threshold_and_group_edges_are_marked(plt, model, bundle):
         assert "E$^{2.7}$" in ax.get_ylabel()
     finally:
         plt.close(fig)
-    obs_index = Table.read(bundle, hdu="OBS_INDEX")
+    obs_index = read_index(bundle, "bundle OBS_INDEX", "OBS_INDEX")
     fig, ax = plt.subplots()
     try:
         draw_selection(ax, obs_index, "ZEN_PNT", "zenith", ["BKG_ZEN_20_40"], [20.0, 40.0])

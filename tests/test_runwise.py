@@ -12,6 +12,10 @@ from test_reduce import _RecordWanted
 
 import bkgdask
 from bkgdask.config import BuildConfig
+from bkgdask.engine.adaptive import adaptive_zenith_edges
+from bkgdask.errors import StoreError
+from bkgdask.io.gadf import HDU_INDEX_COLUMNS
+from bkgdask.io.index_table import IndexTable
 from bkgdask.io.store import DataStore
 from bkgdask.sim.simulate import SimulationConfig, simulate_store
 from bkgdask.sim.truth import TruthModel
@@ -153,6 +157,24 @@ def test_plot_draws_group_models_and_coverage_of_a_runwise_bundle(tmp_path, cosz
     assert "coverage-zenith.png" in names
     assert not any(n.startswith("BKG_RUN_") for n in names)
     assert {"BKG_ZEN_0_30-image.png", "BKG_ZEN_30_60-image.png"} <= names
+
+
+def test_adaptive_groups_take_ontime_in_its_unit(tmp_path):
+    obs_index = IndexTable(
+        {"OBS_ID": [1, 2, 3, 4], "ZEN_PNT": [10.0, 20.0, 30.0, 40.0], "ONTIME": [1.0] * 4},
+        units={"ONTIME": "h"},
+    )
+    hdu_index = IndexTable(
+        {c: np.array([], int if c == "OBS_ID" else str) for c in HDU_INDEX_COLUMNS}
+    )
+    store = DataStore(tmp_path, hdu_index, obs_index)
+    edges = adaptive_zenith_edges(store, np.array([1, 2, 3, 4]), min_time_s=7200.0)
+    assert edges.tolist() == [0.0, 25.0, 90.0]  # 1 h runs: two to a group
+    store.obs_index.units["ONTIME"] = ""  # taken as s: too short for any group of its own
+    assert adaptive_zenith_edges(store, np.array([1, 2, 3, 4]), 7200.0).tolist() == [0.0, 90.0]
+    store.obs_index.units["ONTIME"] = "fortnight"
+    with pytest.raises(StoreError, match="ONTIME: unknown unit 'fortnight'"):
+        adaptive_zenith_edges(store, np.array([1, 2, 3, 4]), 7200.0)
 
 
 def test_adaptive_groups_hold_the_minimum_time(cosz_store):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from ..io.store import DataStore
+from ..quantities import unit_factor
 
 
 def adaptive_zenith_edges(
@@ -30,13 +31,15 @@ def adaptive_zenith_edges(
         Lowest and highest edge, deg.
     """
     table = store.obs_index
-    if "ONTIME" not in table.colnames:
+    if "ONTIME" not in table:
         raise ConfigError("adaptive grouping needs ONTIME in the obs-index")
     row = {int(o): i for i, o in enumerate(store.obs_ids)}
     rows = np.array([row[int(o)] for o in obs_ids], dtype=np.int64)
     zenith = store.zenith_deg()[rows]
-    unit = table["ONTIME"].unit
-    scale = 1.0 if unit is None else float(unit.to("s"))
+    try:  # GADF gives ONTIME in s: a column without a unit is taken as s
+        scale = unit_factor(table.units["ONTIME"] or "s", "s")
+    except ValueError as exc:
+        raise StoreError(f"obs-index of {store.base_dir}: ONTIME: {exc}") from exc
     time = np.asarray(table["ONTIME"], dtype=np.float64)[rows] * scale
     order = np.argsort(zenith, kind="stable")
     zenith, time = zenith[order], time[order]

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from astropy.table import Table
 from dask.delayed import Delayed
 
 from .. import __version__
@@ -20,6 +19,7 @@ from ..io.bundle import bundle_obs_index, merged_hdu_index, write_bundle
 from ..io.checks import RUN_COUNTERS, with_run_counters
 from ..io.event_filter import compile_event_filter
 from ..io.files import check_output
+from ..io.index_table import IndexTable
 from ..io.query import select_rows
 from ..io.runs import RunInput
 from ..io.store import DataStore
@@ -245,12 +245,12 @@ class BuildResult:
             out[label] = self.kind.to_gammapy(model)
         return out
 
-    def hdu_index(self, bundle_name: str = "bkg-models.fits.gz") -> Table:
+    def hdu_index(self, bundle_name: str = "bkg-models.fits.gz") -> IndexTable:
         """The merged HDU index for a bundle file named ``bundle_name``."""
         rows = {o: (g.hdu_name, self.kind.tag) for o, g in self.assignment.items()}
         return merged_hdu_index(self.store.hdu_index, self.store.file_paths(), rows, bundle_name)
 
-    def obs_index(self) -> Table:
+    def obs_index(self) -> IndexTable:
         """The store's obs-index with each run's model (``BKG_HDU``) and use (``BKG_USED``)."""
         used = {int(o) for total in self.totals.values() for o in total.attrs["obs_ids"]}
         names = {o: g.hdu_name for o, g in self.assignment.items()}

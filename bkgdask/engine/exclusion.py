@@ -94,7 +94,7 @@ def fixed_regions(config: ExclusionConfig) -> list[Circle | SkyShape]:
 def target_circles(store: DataStore, radius_deg: float) -> dict[int, Circle]:
     """Per observation with a finite ``RA_OBJ``/``DEC_OBJ``: a circle around its target."""
     table = store.obs_index
-    if "RA_OBJ" not in table.colnames or "DEC_OBJ" not in table.colnames:
+    if "RA_OBJ" not in table or "DEC_OBJ" not in table:
         log.warning("the obs-index has no RA_OBJ/DEC_OBJ: no target is excluded")
         return {}
     ra = np.asarray(table["RA_OBJ"], dtype=np.float64)

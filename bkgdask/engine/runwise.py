@@ -26,9 +26,9 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from astropy.table import Table
 
 from ..io.bundle import GROUP_KEYWORD, merged_hdu_index
+from ..io.index_table import IndexTable
 from .build import BuildResult, _provenance
 from .grouping import ZENITH
 
@@ -112,17 +112,17 @@ class RunwiseResult(BuildResult):
             return InterpolatedRate(home_label, axes, rates)
         return interpolate_log(home_label, axes, rates)
 
-    def coverage(self) -> Table:
+    def coverage(self) -> IndexTable:
         """Per observation, distance outside the training range of its model(s), 0 inside."""
-        table = Table({"OBS_ID": self.store.obs_ids})
+        columns = {"OBS_ID": self.store.obs_ids}
         for column, values in self.values.items():
             distance = np.zeros(len(self.store.obs_ids))
             for i, obs_id in enumerate(map(int, self.store.obs_ids)):
                 lo, hi = self._training_range(obs_id, column)
                 value = values[i]
                 distance[i] = (value - lo) if value < lo else max(value - hi, 0.0)
-            table[coverage_column(column)] = distance
-        return table
+            columns[coverage_column(column)] = distance
+        return IndexTable(columns)
 
     def _training_range(self, obs_id: int, column: str) -> tuple[float, float]:
         labels = [self.assignment[obs_id].label]
@@ -180,20 +180,22 @@ class RunwiseResult(BuildResult):
             return {o: self.run_hdu_name(o) for o in self.assignment}
         return {o: g.hdu_name for o, g in self.assignment.items()}
 
-    def hdu_index(self, bundle_name: str = "bkg-models.fits.gz") -> Table:
+    def hdu_index(self, bundle_name: str = "bkg-models.fits.gz") -> IndexTable:
         rows = {o: (name, self.kind.tag) for o, name in self._model_names().items()}
         return merged_hdu_index(self.store.hdu_index, self.store.file_paths(), rows, bundle_name)
 
-    def obs_index(self) -> Table:
+    def obs_index(self) -> IndexTable:
         """The plain build's OBS_INDEX plus ``BKG_GROUP`` and the coverage columns."""
         table = super().obs_index()
-        table["BKG_GROUP"] = [self.assignment[int(o)].hdu_name for o in table["OBS_ID"]]
+        obs_ids = np.asarray(table["OBS_ID"], dtype=np.int64).tolist()
+        groups = [self.assignment[o].hdu_name for o in obs_ids]
+        table = table.with_column("BKG_GROUP", np.array(groups, dtype=str))
         if self.interpolate:
             names = self._model_names()
-            table["BKG_HDU"] = [names[int(o)] for o in table["OBS_ID"]]
+            table = table.with_column("BKG_HDU", np.array([names[o] for o in obs_ids], dtype=str))
         coverage = self.coverage()
         for name in coverage.colnames[1:]:
-            table[name] = coverage[name]
+            table = table.with_column(name, coverage[name])
         return table
 
 
@@ -218,7 +220,8 @@ def warn_uncovered(result: RunwiseResult, limit: int = 50) -> list[int]:
     obs_ids = [int(o) for o in coverage["OBS_ID"][outside]]
     if obs_ids:
         lines = [" ".join(f"{c:>12}" for c in ["OBS_ID", *columns])]
-        for row in coverage[outside][:limit]:
+        for i in np.flatnonzero(outside)[:limit]:
+            row = coverage.row(i)
             lines.append(
                 f"{int(row['OBS_ID']):>12d} " + " ".join(f"{row[c]:>12.4g}" for c in columns)
             )

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from astropy.table import Table
 
-from ..errors import BkgdaskError, OutputError, StoreError
+from ..errors import BkgdaskError, StoreError
 from .files import write_fits_atomic
 from .fitswrite import BinTable
 from .gadf import string_column
+from .index_table import IndexTable, read_index
 
 if TYPE_CHECKING:
     from astropy.io import fits
@@ -22,11 +22,11 @@ GROUP_KEYWORD = "BKGGROUP"
 
 
 def merged_hdu_index(
-    hdu_index: Table,
+    hdu_index: IndexTable,
     file_paths: np.ndarray,
     assignment: dict[int, tuple[str, str]],
     bundle_name: str,
-) -> Table:
+) -> IndexTable:
     """The store's HDU index with absolute file paths and one ``bkg`` row per observation.
 
     Existing ``bkg`` rows are dropped; every observation in ``assignment``
@@ -49,71 +49,43 @@ def merged_hdu_index(
         hdu_name, hdu_class = assignment[obs_id]
         for column, value in zip(rows, (obs_id, "bkg", hdu_class, ".", bundle_name, hdu_name)):
             rows[column].append(value)
-    table = Table(rows)
-    table["OBS_ID"] = table["OBS_ID"].astype(np.int64)
-    table.sort(["OBS_ID", "HDU_TYPE"])
-    table.meta.update(
-        {"EXTNAME": "HDU_INDEX", "HDUCLASS": "GADF", "HDUCLAS1": "INDEX", "HDUCLAS2": "HDU"}
-    )
-    return table
+    columns = {
+        name: np.array(values, dtype=np.int64 if name == "OBS_ID" else str)
+        for name, values in rows.items()
+    }
+    order = np.lexsort((columns["HDU_TYPE"], columns["OBS_ID"]))
+    meta = {"EXTNAME": "HDU_INDEX", "HDUCLASS": "GADF", "HDUCLAS1": "INDEX", "HDUCLAS2": "HDU"}
+    return IndexTable({name: values[order] for name, values in columns.items()}, meta=meta)
 
 
-def bundle_obs_index(obs_index: Table, hdu_names: dict[int, str], used: set[int]) -> Table:
+def bundle_obs_index(
+    obs_index: IndexTable, hdu_names: dict[int, str], used: set[int]
+) -> IndexTable:
     """The store's obs-index plus ``BKG_HDU`` (each run's model) and ``BKG_USED`` (in a model)."""
-    table = obs_index.copy()
-    table["BKG_HDU"] = [hdu_names[int(o)] for o in table["OBS_ID"]]
-    table["BKG_USED"] = [int(o) in used for o in table["OBS_ID"]]
+    obs_ids = np.asarray(obs_index["OBS_ID"], dtype=np.int64).tolist()
+    table = obs_index.with_column("BKG_HDU", np.array([hdu_names[o] for o in obs_ids], dtype=str))
+    table = table.with_column("BKG_USED", np.array([o in used for o in obs_ids], dtype=bool))
     table.meta["EXTNAME"] = "OBS_INDEX"
     return table
 
 
+def index_hdu(table: IndexTable, extname: str) -> BinTable:
+    """An index table as the binary-table HDU ``extname``: its columns, units and meta."""
+    meta = {key: value for key, value in table.meta.items() if key != "EXTNAME"}
+    return BinTable(extname, table.columns, table.units, meta)
+
+
 def write_bundle(
-    path: str | Path, hdu_index: Table, obs_index: Table, models: list[BinTable]
+    path: str | Path, hdu_index: IndexTable, obs_index: IndexTable, models: list[BinTable]
 ) -> Path:
     """Write HDU_INDEX, OBS_INDEX and the model HDUs to ``path`` atomically."""
-    indexes = [
-        _index_hdu(name, *_table_parts(name, table))
-        for name, table in (("HDU_INDEX", hdu_index), ("OBS_INDEX", obs_index))
-    ]
+    indexes = [index_hdu(hdu_index, "HDU_INDEX"), index_hdu(obs_index, "OBS_INDEX")]
     return write_fits_atomic([*indexes, *models], path)
 
 
-def _table_parts(name: str, table: Table) -> tuple[dict, dict, dict, list[str]]:
-    """A table's columns, units (FITS strings), header keywords and comments (``meta``).
-
-    Masked entries are written as NaN (float) or '' (str), as astropy writes them.
-
-    Raises
-    ------
-    OutputError
-        If a column of another type has masked entries.
-    """
-    columns, units = {}, {}
-    for column_name in table.colnames:
-        column = table[column_name]
-        columns[column_name] = np.asarray(column)
-        if np.ma.getmaskarray(column).any():
-            if column.dtype.kind not in "fSU":
-                raise OutputError(
-                    f"cannot write the bundle's {name}: its column {column_name} has null "
-                    f"(masked) entries of type {column.dtype}; only float and str columns may"
-                )
-            columns[column_name] = column.filled(np.nan if column.dtype.kind == "f" else "")
-        if column.unit is not None:
-            units[column_name] = column.unit.to_string("fits")
-    meta = {key: value for key, value in table.meta.items() if key not in ("EXTNAME", "comments")}
-    return columns, units, meta, list(table.meta.get("comments", []))
-
-
-def _index_hdu(name: str, columns: dict, units: dict, cards: dict, comments: list) -> BinTable:
-    """The table HDU of an index: ``EXTNAME``, columns, units, header keywords and comments."""
-    hdu = BinTable(name, columns, units, cards)
-    for text in comments:
-        hdu.header.add_comment(text)
-    return hdu
-
-
-def read_bundle_hdus(path: str | Path) -> tuple[dict[str, tuple[fits.Header, object]], Table]:
+def read_bundle_hdus(
+    path: str | Path,
+) -> tuple[dict[str, tuple[fits.Header, object]], IndexTable]:
     """The group model HDUs of a bundle (name -> (header, table data)) and its OBS_INDEX.
 
     A run-wise bundle's per-run HDUs (header :data:`GROUP_KEYWORD`, the run's
@@ -128,9 +100,6 @@ def read_bundle_hdus(path: str | Path) -> tuple[dict[str, tuple[fits.Header, obj
             names = [h.name for h in hdus]
             if "OBS_INDEX" not in names:
                 raise BkgdaskError(f"{path} is not a bkgdask bundle (no OBS_INDEX HDU)")
-            obs_index = Table.read(hdus["OBS_INDEX"])
-            if "HDU_INDEX" in names:
-                check_bundle_name(path, Table.read(hdus["HDU_INDEX"]))
             models = {
                 h.name: (h.header.copy(), h.data.copy())
                 for h in hdus
@@ -139,12 +108,15 @@ def read_bundle_hdus(path: str | Path) -> tuple[dict[str, tuple[fits.Header, obj
             }
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise BkgdaskError(f"cannot read bundle {path}: {exc}") from exc
-    if "BKG_USED" not in obs_index.colnames:
+    obs_index = read_index(path, "bundle OBS_INDEX", "OBS_INDEX")
+    if "HDU_INDEX" in names:
+        check_bundle_name(path, read_index(path, "bundle HDU_INDEX", "HDU_INDEX"))
+    if "BKG_USED" not in obs_index:
         raise BkgdaskError(f"{path} is not a bkgdask bundle (OBS_INDEX has no BKG_USED)")
     return models, obs_index
 
 
-def check_bundle_name(path: Path, hdu_index: Table) -> None:
+def check_bundle_name(path: Path, hdu_index: IndexTable) -> None:
     """Refuse a bundle whose HDU index names another file for its models (it was renamed).
 
     gammapy finds the models through ``FILE_DIR``/``FILE_NAME`` of the ``bkg``
@@ -170,8 +142,8 @@ def check_bundle_name(path: Path, hdu_index: Table) -> None:
 def bundle_store_folder(path: str | Path) -> Path | None:
     """The folder holding every input file the bundle's HDU index names (None if none)."""
     try:
-        hdu_index = Table.read(path, hdu="HDU_INDEX")
-    except (OSError, KeyError, ValueError, TypeError):
+        hdu_index = read_index(path, "bundle HDU_INDEX", "HDU_INDEX")
+    except StoreError:
         return None
     types = np.char.lower(string_column(hdu_index["HDU_TYPE"]))
     dirs = [d for d in string_column(hdu_index["FILE_DIR"])[types != "bkg"] if d.startswith("/")]

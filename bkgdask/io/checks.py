@@ -6,10 +6,10 @@ import logging
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from astropy.table import Table
 
 from ..errors import RunError, StoreError
-from .gadf import string_column
+from .gadf import string_codes
+from .index_table import IndexTable
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +32,29 @@ def duplicates(values) -> list:
     return unique[counts > 1].tolist()
 
 
-def check_unique_ids(hdu_index: Table, obs_index: Table, base_dir) -> None:
-    """Refuse repeated OBS_IDs in the obs-index, repeated (OBS_ID, HDU_TYPE) in the HDU index.
+def check_unique_ids(hdu_index: IndexTable, obs_index: IndexTable, base_dir) -> None:
+    """Refuse null OBS_IDs, repeated OBS_IDs in the obs-index, repeated (OBS_ID, HDU_TYPE).
 
     Raises
     ------
     StoreError
-        Naming the index and the repeated ids.
+        Naming the index and the null or repeated ids.
     """
+    for what, index in (("HDU index", hdu_index), ("observation index", obs_index)):
+        if index["OBS_ID"].dtype.kind == "f" and not np.isfinite(index["OBS_ID"]).all():
+            raise StoreError(f"{what} of {base_dir} has rows without an OBS_ID (null)")
     repeated = duplicates(np.asarray(obs_index["OBS_ID"], dtype=np.int64))
     if repeated:
         raise StoreError(
             f"observation index of {base_dir} lists OBS_ID {_listed(repeated)} more than once"
         )
-    obs = np.asarray(hdu_index["OBS_ID"], dtype=np.int64).astype(str)
-    types = np.char.lower(string_column(hdu_index["HDU_TYPE"]).astype(str))
-    repeated = duplicates(np.char.add(np.char.add(obs, " "), types))
+    obs = np.asarray(hdu_index["OBS_ID"], dtype=np.int64)
+    codes, types = string_codes(hdu_index["HDU_TYPE"])
+    kinds, kind_of = np.unique(np.char.lower(types), return_inverse=True)
+    kind = kind_of.reshape(-1)[codes]
+    order = np.lexsort((kind, obs))
+    again = np.flatnonzero((np.diff(obs[order]) == 0) & (np.diff(kind[order]) == 0)) + 1
+    repeated = sorted({f"{obs[i]} {kinds[kind[i]]}" for i in order[again].tolist()})
     if repeated:
         raise StoreError(
             f"HDU index of {base_dir} lists (OBS_ID HDU_TYPE) {_listed(repeated)} more than once"
@@ -185,13 +192,12 @@ def check_dropped(obs_id: int, path: str, counts: EventCounts, max_fraction: flo
         )
 
 
-def with_run_counters(obs_index: Table, run_stats: dict[int, dict]) -> Table:
+def with_run_counters(obs_index: IndexTable, run_stats: dict[int, dict]) -> IndexTable:
     """The bundle's OBS_INDEX with ``N_READ`` and :data:`RUN_COUNTERS` columns (-1: not read)."""
     obs = np.asarray(obs_index["OBS_ID"], dtype=np.int64)
-    table = obs_index.copy(copy_data=False)
+    table = obs_index
     columns = {"n_events": "N_READ", **{k: v[1] for k, v in RUN_COUNTERS.items()}}
     for key, column in columns.items():
-        table[column] = np.array(
-            [int(run_stats.get(int(o), {}).get(key, -1)) for o in obs], dtype=np.int64
-        )
+        values = [int(run_stats.get(int(o), {}).get(key, -1)) for o in obs]
+        table = table.with_column(column, np.array(values, dtype=np.int64))
     return table

@@ -244,12 +244,12 @@ def _read_column(
 
 def _read_strings(rows: np.ndarray, name: str, column: _Column, where: str) -> np.ndarray:
     """An ``rA`` column as ``str`` (``<U r``), without trailing blanks and NULs."""
-    width = column.repeat
-    stored = rows[:, column.offset : column.offset + width].copy().view(f"S{width}")[:, 0]
-    try:
-        return np.char.rstrip(np.char.decode(stored, "ascii"), " ")
-    except UnicodeDecodeError:
-        raise FitsFormatError(f"{where}: column {name!r} holds bytes that are not ASCII") from None
+    stored = rows[:, column.offset : column.offset + column.repeat]
+    if (stored >= 0x80).any():
+        raise FitsFormatError(f"{where}: column {name!r} holds bytes that are not ASCII")
+    # ASCII bytes widened to UCS-4 are the str (trailing NULs end it): 50x np.char.decode
+    text = stored.astype("<u4").view(f"<U{column.repeat}")[:, 0]
+    return np.char.rstrip(text, " ")
 
 
 def _extract(header: Header, data: bytes, where: str, wanted: Iterable[str]) -> TableHDU:
@@ -346,3 +346,29 @@ def _find_tables(stream: Stream, todo: dict[str, str], wanted: dict[str, list[st
 def read_header(path: str | Path, extname: str, verify: bool = True) -> Header:
     """Read one binary-table HDU's header; ``verify`` as in :func:`read_tables`."""
     return read_tables(path, {extname: []}, verify)[extname].header
+
+
+def read_table(path: str | Path, extname: str | None = None) -> TableHDU:
+    """Every column of one binary-table HDU: the one named ``extname``, else the first.
+
+    Reads as :func:`read_tables` (checking the gzip member) and raises as it does.
+    """
+    stream = _Stream(Path(path))
+    try:
+        number, header = 1, _read_header(stream, 0)
+        stream.skip(_data_size(header, "HDU 0"), "the data of HDU 0")
+        while (header := _read_header(stream, number)) is not None:
+            name = str(header.get("EXTNAME", "")).strip().upper()
+            where = f"HDU {number} ({name})" if name else f"HDU {number}"
+            size = _data_size(header, where)
+            wanted = name == extname.upper() if extname else header["XTENSION"] == "BINTABLE"
+            if wanted:
+                _check_table(header, where)
+                data = stream.read(size, f"the data of {where}")
+                stream.finish()
+                return _extract(header, data, where, list(_column_layout(header, where)))
+            stream.skip(size, f"the data of {where}")
+            number += 1
+    finally:
+        stream.close()
+    raise FitsFormatError(f"no {extname or 'binary-table'} HDU in file")

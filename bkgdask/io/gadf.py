@@ -22,30 +22,19 @@ BKG_COLUMN_UNIT = "MeV-1 s-1 sr-1"
 
 
 def string_column(column) -> np.ndarray:
-    """A FITS string column as stripped ``str``, masked entries as ''.
+    """A string column of an :class:`~bkgdask.io.index_table.IndexTable` as stripped ``str``.
 
-    >>> string_column([b"events ", "gti"]).tolist()
+    >>> string_column(np.array(["events ", " gti"])).tolist()
     ['events', 'gti']
     """
-    if hasattr(column, "filled"):
-        column = column.filled("")
-    array = np.asarray(column)
-    if array.dtype.kind == "U":
-        return np.char.strip(array)
-    if array.dtype.kind == "S":
-        try:
-            return np.char.strip(array.astype(str))  # ASCII, whole column at once
-        except UnicodeDecodeError:
-            pass
-    values = [v.decode() if isinstance(v, bytes) else str(v) for v in column]
-    return np.char.strip(np.array(values, dtype=str))
+    return np.char.strip(np.asarray(column, dtype=str))
 
 
 def string_codes(column) -> tuple[np.ndarray, np.ndarray]:
-    """A FITS string column factorised: ``values[codes]`` equals :func:`string_column`.
+    """A string column factorised: ``values[codes]`` equals :func:`string_column`.
 
-    Hash-based and O(rows); only the distinct values are decoded and stripped,
-    so an index of millions of rows naming a few files costs milliseconds.
+    Hash-based and O(rows); only the distinct values are stripped, so an
+    index of millions of rows naming a few files costs milliseconds.
 
     Returns
     -------
@@ -56,7 +45,5 @@ def string_codes(column) -> tuple[np.ndarray, np.ndarray]:
     """
     import pandas as pd
 
-    if hasattr(column, "filled"):
-        column = column.filled("")
     codes, distinct = pd.factorize(np.asarray(column))
     return codes, string_column(np.asarray(distinct))

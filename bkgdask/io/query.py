@@ -19,11 +19,11 @@ are not Python identifiers (e.g. ``DATE-OBS``) cannot be referenced.
 
 String columns (byte or unicode, as read from FITS) have trailing whitespace
 stripped before comparing; comparisons are case-sensitive. Each comparison of a
-masked entry (or of NaN, except ``!=``) is False, so ``not (ZEN_PNT < 20)``
-is True for a masked ``ZEN_PNT``. Units of Quantity columns are ignored.
+masked entry of a masked array (or of NaN, except ``!=``) is False, so
+``not (ZEN_PNT < 20)`` is True for a NaN ``ZEN_PNT``.
 
 The same language filters events: :mod:`bkgdask.event_filter` evaluates it on
-EVENTS columns (a dict of numpy arrays) rather than on a Table.
+EVENTS columns (a dict of numpy arrays) rather than on an index.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from astropy.table import Table
 
 from ..errors import SelectionError
+from .index_table import IndexTable
 
 __all__ = ["evaluate_columns", "referenced_columns", "select_rows", "validate_expression"]
 
@@ -68,10 +68,8 @@ _ARITHMETIC = "arithmetic (only comparisons of columns with literals are allowed
 _KINDS = {"S": "str", "U": "str", "b": "bool", "i": "number", "u": "number", "f": "number"}
 
 
-def _row_count(table: Table | Mapping) -> int:
-    """Rows of a Table, or the common length of a mapping's columns."""
-    if isinstance(table, Table):
-        return len(table)
+def _row_count(table: Mapping) -> int:
+    """The common length of a mapping's columns."""
     lengths = {len(values) for values in table.values()}
     if len(lengths) > 1:
         raise ValueError(f"columns differ in length: {sorted(lengths)}")
@@ -96,7 +94,7 @@ class _Evaluator:
         self,
         expression: str,
         columns: list[str] | None,
-        table: Table | Mapping | None,
+        table: Mapping | None,
         what: str = "selection expression",
     ):
         self.expression = expression
@@ -275,12 +273,12 @@ class _Evaluator:
         return self.finish(~found if negate else found, col)
 
 
-def select_rows(table: Table, expression: str) -> np.ndarray:
+def select_rows(table: IndexTable, expression: str) -> np.ndarray:
     """Evaluate a selection expression on the rows of a table.
 
     Parameters
     ----------
-    table : `~astropy.table.Table`
+    table : IndexTable
         Observation index (or any table); names in the expression are its columns.
     expression : str
         Selection expression, e.g. ``"TARGET_NAME == 'Crab' and 20 <= ZEN_PNT < 40"``.
@@ -296,9 +294,7 @@ def select_rows(table: Table, expression: str) -> np.ndarray:
     SelectionError
         On bad syntax, unknown columns, unsupported constructs or type mismatches.
     """
-    mask = _Evaluator(expression, list(table.colnames), table).run()
-    assert mask is not None
-    return np.asarray(mask, dtype=bool).reshape(len(table))
+    return evaluate_columns(expression, table.columns)
 
 
 def validate_expression(expression: str, columns: Iterable[str]) -> None:

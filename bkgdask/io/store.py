@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from astropy.table import Table
 
 from ..errors import RunError, StoreError
 from .checks import check_unique_ids
 from .fitsread import read_header
 from .gadf import HDU_INDEX_COLUMNS, string_codes, string_column
+from .index_table import IndexTable, read_index
 from .runs import READ_ERRORS, RunInput, read_failure
 from .zenith import pointing_time, zenith_of_pointings
 
@@ -126,20 +126,10 @@ def _pair_of(index_file: Path) -> tuple[Path, Path]:
     return pair
 
 
-def _read_index(path: Path, what: str) -> Table:
-    try:
-        return Table.read(path)
-    except Exception as exc:  # astropy raises many types for broken files
-        raise StoreError(f"cannot read {what} {path}: {exc}") from exc
-
-
-def _float_or_nan(table: Table, column: str) -> np.ndarray:
-    if column not in table.colnames:
+def _float_or_nan(table: IndexTable, column: str) -> np.ndarray:
+    if column not in table:
         return np.full(len(table), np.nan)
-    values = table[column]
-    if hasattr(values, "filled"):
-        values = values.filled(np.nan)
-    return np.asarray(values, dtype=np.float64)
+    return np.asarray(table[column], dtype=np.float64)
 
 
 @dataclass
@@ -150,15 +140,15 @@ class DataStore:
     ----------
     base_dir : Path
         Folder of the HDU index; ``FILE_DIR`` entries are relative to it.
-    hdu_index, obs_index : astropy.table.Table
+    hdu_index, obs_index : IndexTable
         The two index tables as read.
     index_path, obs_index_path : Path or None
         The index files read (None for a store built in memory).
     """
 
     base_dir: Path
-    hdu_index: Table
-    obs_index: Table
+    hdu_index: IndexTable
+    obs_index: IndexTable
     index_path: Path | None = None
     obs_index_path: Path | None = None
     _file_paths: np.ndarray | None = field(default=None, init=False, repr=False)
@@ -181,12 +171,12 @@ class DataStore:
         """
         index_path, obs_index_path = locate_index(path)
         base_dir = index_path.parent
-        hdu_index = _read_index(index_path, "HDU index")
-        obs_index = _read_index(obs_index_path, "obs index")
-        missing = [c for c in HDU_INDEX_COLUMNS if c not in hdu_index.colnames]
+        hdu_index = read_index(index_path, "HDU index")
+        obs_index = read_index(obs_index_path, "obs index")
+        missing = [c for c in HDU_INDEX_COLUMNS if c not in hdu_index]
         if missing:
             raise StoreError(f"HDU index of {base_dir} lacks columns {missing}")
-        if "OBS_ID" not in obs_index.colnames:
+        if "OBS_ID" not in obs_index:
             raise StoreError(f"observation index of {base_dir} lacks column OBS_ID")
         check_unique_ids(hdu_index, obs_index, base_dir)
         log.debug("using index %s", index_path)
@@ -253,7 +243,7 @@ class DataStore:
                     zenith[i], source[i] = float(convert(value)), f"EVENTS header {key}"
                     break
             else:
-                row = {c: self.obs_index[c][i] for c in self.obs_index.colnames}
+                row = self.obs_index.row(i)
                 pointing, why = pointing_time(ChainMap(header, row, self.obs_index.meta))
                 if pointing is None:
                     reason = f"no zenith: no ZEN_PNT/ALT_PNT and cannot compute it: {why}"
@@ -275,7 +265,7 @@ class DataStore:
 
     def column_units(self) -> dict[str, str]:
         """obs-index column -> its unit ('' where none)."""
-        return {c: str(self.obs_index[c].unit or "") for c in self.obs_index.colnames}
+        return dict(self.obs_index.units)
 
     def group_values(self, columns: list[str]) -> dict[str, np.ndarray]:
         """Per grouping column, every observation's value: ``zenith`` (deg) first."""

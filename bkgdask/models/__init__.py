@@ -54,9 +54,8 @@ def read_models(path) -> tuple[dict[str, Model], object]:
     for name, (header, data) in hdus.items():
         model = kind_of_hdu(header).from_hdu(name, header, data)
         built = obs_index["BKG_HDU"] == name
-        if "BKG_GROUP" in obs_index.colnames:  # run-wise bundles: group models' own runs
+        if "BKG_GROUP" in obs_index:  # run-wise bundles: group models' own runs
             built |= obs_index["BKG_GROUP"] == name
-        used = obs_index[built & obs_index["BKG_USED"]]
-        model.obs_ids = [int(o) for o in used["OBS_ID"]]
+        model.obs_ids = obs_index["OBS_ID"][built & obs_index["BKG_USED"]].tolist()
         models[name] = model
     return models, obs_index

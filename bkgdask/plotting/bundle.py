@@ -22,8 +22,9 @@ from .fov import fov_figures
 from .offset import offset_figures
 
 if TYPE_CHECKING:
-    from astropy.table import Table
     from matplotlib.axes import Axes
+
+    from ..io.index_table import IndexTable
 
 #: Selection figures: file stem, OBS_INDEX columns (first present is used), axis label.
 SELECTION = (
@@ -36,7 +37,7 @@ SELECTION = (
 
 def draw_selection(
     ax: Axes,
-    obs_index: Table,
+    obs_index: IndexTable,
     column: str,
     label: str,
     models: Sequence[str],
@@ -48,7 +49,7 @@ def draw_selection(
     ----------
     ax : matplotlib.axes.Axes
         Axes to draw on.
-    obs_index : astropy.table.Table
+    obs_index : IndexTable
         The bundle's OBS_INDEX (with ``BKG_HDU`` and ``BKG_USED``).
     column : str
         Column to histogram; its unit (if any) goes into the axis label.
@@ -59,9 +60,9 @@ def draw_selection(
     group_edges : sequence of float
         The models' group edges along ``column`` (its unit), drawn as dashed lines.
     """
-    used = obs_index[np.asarray(obs_index["BKG_USED"], dtype=bool)]
-    names = np.char.strip(np.asarray(used["BKG_HDU"], dtype=str))
-    values = np.ma.filled(np.ma.asarray(used[column], dtype=np.float64), np.nan)
+    used = np.asarray(obs_index["BKG_USED"], dtype=bool)
+    names = np.char.strip(np.asarray(obs_index["BKG_HDU"][used], dtype=str))
+    values = np.asarray(obs_index[column][used], dtype=np.float64)
     finite = np.isfinite(values)
     data = values[finite]
     lo, hi = (data.min(), data.max()) if data.size else (0.0, 1.0)
@@ -73,14 +74,14 @@ def draw_selection(
         ax.hist(selected, bins=bins, histtype="step", lw=1.5, label=f"{name} ({selected.size})")
     for edge in group_edges:
         ax.axvline(edge, ls="--", color="0.4", lw=0.8)
-    unit = obs_index[column].unit
-    ax.set_xlabel(f"{label}, {column}" + (f" ({unit})" if unit and str(unit) else ""))
+    unit = obs_index.units[column]
+    ax.set_xlabel(f"{label}, {column}" + (f" ({unit})" if unit else ""))
     ax.set_ylabel("runs used in models")
     ax.set_title(f"{data.size} runs used in {len(models)} models", fontsize=9)
     ax.legend(fontsize=8)
 
 
-def draw_coverage(ax: Axes, obs_index: Table, column: str, label: str, models: Sequence[str]):
+def draw_coverage(ax: Axes, obs_index: IndexTable, column: str, label: str, models: Sequence[str]):
     """Per group model: the runs that built it (filled) and the runs that receive it (line).
 
     For bundles with ``BKG_GROUP`` (run-wise or coverage-aware builds): a run
@@ -88,7 +89,7 @@ def draw_coverage(ax: Axes, obs_index: Table, column: str, label: str, models: S
     """
     group = np.char.strip(np.asarray(obs_index["BKG_GROUP"], dtype=str))
     used = np.asarray(obs_index["BKG_USED"], dtype=bool)
-    values = np.ma.filled(np.ma.asarray(obs_index[column], dtype=np.float64), np.nan)
+    values = np.asarray(obs_index[column], dtype=np.float64)
     finite = np.isfinite(values)
     lo, hi = (values[finite].min(), values[finite].max()) if finite.any() else (0.0, 1.0)
     bins = np.linspace(lo, hi + 1e-9 if hi > lo else lo + 1, 31)
@@ -99,17 +100,17 @@ def draw_coverage(ax: Axes, obs_index: Table, column: str, label: str, models: S
                 label=f"{name} built by {int((mine & used).sum())}")  # fmt: skip
         ax.hist(values[mine], bins=bins, histtype="step", lw=1.5, color=color,
                 label=f"{name} received by {int(mine.sum())}")  # fmt: skip
-    unit = obs_index[column].unit
-    ax.set_xlabel(f"{label}, {column}" + (f" ({unit})" if unit and str(unit) else ""))
+    unit = obs_index.units[column]
+    ax.set_xlabel(f"{label}, {column}" + (f" ({unit})" if unit else ""))
     ax.set_ylabel("runs")
     ax.legend(fontsize=7)
 
 
-def _coverage_jobs(obs_index: Table, models: list[str]) -> list:
+def _coverage_jobs(obs_index: IndexTable, models: list[str]) -> list:
     """``coverage-{zenith,azimuth,muoneff}`` figures of the columns the OBS_INDEX has."""
     jobs = []
     for stem, columns, label in SELECTION[:3]:
-        column = next((c for c in columns if c in obs_index.colnames), None)
+        column = next((c for c in columns if c in obs_index), None)
         if column is not None:
             args = (obs_index, column, label, models)
             jobs.append((stem.replace("selection", "coverage"), on_axes(draw_coverage, *args)))
@@ -173,19 +174,16 @@ def plot_bundle(
     models, obs_index = read_models(bundle)
     store_folder = bundle_store_folder(bundle)
     check_output(outdir, [store_folder] if store_folder else [], "figures folder")
-    runwise = "BKG_GROUP" in obs_index.colnames and any(
-        np.asarray(obs_index["BKG_GROUP"]) != np.asarray(obs_index["BKG_HDU"])
-    )
+    runwise = "BKG_GROUP" in obs_index and any(obs_index["BKG_GROUP"] != obs_index["BKG_HDU"])
     if runwise:
-        obs_index = obs_index.copy()
-        obs_index["BKG_HDU"] = obs_index["BKG_GROUP"]
+        obs_index = obs_index.with_column("BKG_HDU", obs_index["BKG_GROUP"])
     jobs = [  # every model's values checked before anything is written
         (f"{name}-{suffix}", draw)
         for name, model in models.items()
         for suffix, draw in _kind_figures(model)(model, obs_index, offsets_deg, energies_tev)
     ]
     for stem, columns, label in SELECTION:
-        column = next((c for c in columns if c in obs_index.colnames), None)
+        column = next((c for c in columns if c in obs_index), None)
         if column is not None:  # skip a figure whose column the OBS_INDEX lacks
             edges = _zenith_edges(models) if column == "ZEN_PNT" else ()
             args = (obs_index, column, label, list(models), edges)

@@ -21,9 +21,10 @@ from ..models import Model
 from .common import RATE_LABEL, Curve, bin_index, draw_curves, model_error, model_title
 
 if TYPE_CHECKING:
-    from astropy.table import Table
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from ..io.index_table import IndexTable
 
 #: Half width (deg) of the strip about fov_lon = 0 that :func:`lat_profile` averages over.
 STRIP_DEG = 0.5
@@ -226,7 +227,7 @@ def _strip_profile(curve: Callable, model: Model, energy_tev: float) -> Curve:
 
 
 def fov_figures(
-    model: Model, obs_index: Table, offsets_deg: Sequence[float], energies_tev: Sequence[float]
+    model: Model, obs_index: IndexTable, offsets_deg: Sequence[float], energies_tev: Sequence[float]
 ) -> list[tuple[str, Callable]]:
     """The figures of one BKG_3D model: (file suffix, drawing function of a Figure).
 

@@ -10,15 +10,16 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
-import astropy.units as u
 import numpy as np
 
 from ..models import Model
+from ..quantities import unit_factor
 from .common import RATE_LABEL, Curve, bin_index, draw_curves, model_error, model_title, on_axes
 
 if TYPE_CHECKING:
-    from astropy.table import Table
     from matplotlib.axes import Axes
+
+    from ..io.index_table import IndexTable
 
 #: Rate against energy is drawn as E^ENERGY_POWER x rate (E in TeV), near flat for a background.
 ENERGY_POWER = 2.7
@@ -168,20 +169,19 @@ def draw_image(ax: Axes, model: Model, quantity: str = "rate"):
     return mesh
 
 
-def safe_threshold(obs_index: Table, model: Model) -> float | None:
+def safe_threshold(obs_index: IndexTable, model: Model) -> float | None:
     """Median ``SAFE_ENERGY_LO`` (TeV) of the model's runs; None if the OBS_INDEX has none."""
-    if "SAFE_ENERGY_LO" not in obs_index.colnames:
+    if "SAFE_ENERGY_LO" not in obs_index:
         return None
-    column = obs_index["SAFE_ENERGY_LO"]
-    scale = u.Unit(getattr(column, "unit", None) or "TeV").to("TeV")
-    runs = np.isin(np.asarray(obs_index["OBS_ID"]), model.obs_ids)
-    values = np.asarray(column, dtype=np.float64)[runs] * scale
+    scale = unit_factor(obs_index.units["SAFE_ENERGY_LO"] or "TeV", "TeV")
+    runs = np.isin(obs_index["OBS_ID"], model.obs_ids)
+    values = np.asarray(obs_index["SAFE_ENERGY_LO"], dtype=np.float64)[runs] * scale
     values = values[np.isfinite(values)]
     return float(np.median(values)) if values.size else None
 
 
 def offset_figures(
-    model: Model, obs_index: Table, offsets_deg: Sequence[float], energies_tev: Sequence[float]
+    model: Model, obs_index: IndexTable, offsets_deg: Sequence[float], energies_tev: Sequence[float]
 ) -> list[tuple[str, Callable]]:
     """The figures of one BKG_2D model: (file suffix, drawing function of a Figure).
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from astropy.table import Table
 
+from ..io.bundle import index_hdu
+from ..io.files import write_fits_atomic
+from ..io.index_table import IndexTable
 from ..io.store import DataStore
 
 #: Row types of the HDU index a build reads.
@@ -45,16 +47,15 @@ def write_replicated_index(source: str | Path, outdir: str | Path, n_obs: int) -
     store = DataStore.open(source)
     copy_of = np.arange(n_obs) % len(store.obs_ids)
     new_ids = np.arange(1, n_obs + 1, dtype=np.int64)
-    obs_index = store.obs_index[copy_of]
-    obs_index["OBS_ID"] = new_ids
+    obs_index = store.obs_index.take(copy_of).with_column("OBS_ID", new_ids)
     hdu_index = _replicated_hdu_rows(store, copy_of, new_ids)
     outdir.mkdir(parents=True, exist_ok=True)
-    obs_index.write(outdir / "obs-index.fits.gz", overwrite=True)
-    hdu_index.write(outdir / "hdu-index.fits.gz")
+    write_fits_atomic([index_hdu(obs_index, "OBS_INDEX")], outdir / "obs-index.fits.gz")
+    write_fits_atomic([index_hdu(hdu_index, "HDU_INDEX")], outdir / "hdu-index.fits.gz")
     return outdir
 
 
-def _replicated_hdu_rows(store: DataStore, copy_of: np.ndarray, new_ids: np.ndarray) -> Table:
+def _replicated_hdu_rows(store: DataStore, copy_of: np.ndarray, new_ids: np.ndarray) -> IndexTable:
     """HDU-index rows (events, gti) of every new observation, absolute FILE_DIR.
 
     ``copy_of`` holds, per new observation, the obs-index row of the source it copies.
@@ -72,7 +73,7 @@ def _replicated_hdu_rows(store: DataStore, copy_of: np.ndarray, new_ids: np.ndar
         rows["FILE_DIR"].append(np.char.rpartition(paths, "/")[:, 0])
         rows["FILE_NAME"].append(np.char.rpartition(paths, "/")[:, 2])
         rows["HDU_NAME"].append(names)
-    table = Table({name: np.concatenate(parts) for name, parts in rows.items()})
-    table["HDU_CLASS"] = table["HDU_TYPE"]
-    table.meta["EXTNAME"] = "HDU_INDEX"
-    return table[["OBS_ID", "HDU_TYPE", "HDU_CLASS", "FILE_DIR", "FILE_NAME", "HDU_NAME"]]
+    columns = {name: np.concatenate(parts) for name, parts in rows.items()}
+    columns["HDU_CLASS"] = columns["HDU_TYPE"]
+    order = ("OBS_ID", "HDU_TYPE", "HDU_CLASS", "FILE_DIR", "FILE_NAME", "HDU_NAME")
+    return IndexTable({name: columns[name] for name in order}, meta={"EXTNAME": "HDU_INDEX"})

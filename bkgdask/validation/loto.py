@@ -43,7 +43,7 @@ def target_runs(store: DataStore, off_name: str = "Off data") -> dict[str, list[
     """
     table = store.obs_index
     names = np.asarray(table["TARGET_NAME"]).astype(str)
-    if "RA_OBJ" in table.colnames and "DEC_OBJ" in table.colnames:
+    if "RA_OBJ" in table and "DEC_OBJ" in table:
         ra, dec = (np.asarray(table[c], dtype=float) for c in ("RA_OBJ", "DEC_OBJ"))
     else:  # no target positions: targets by name only
         ra, dec = np.arange(len(table)) * 10.0, np.zeros(len(table))
@@ -142,7 +142,8 @@ def leave_one_target_out(
     store = DataStore.open(store_path)
     gammapy_store = GammapyStore.from_dir(store.base_dir)
     zenith = dict(zip(store.obs_ids.tolist(), store.zenith_deg().tolist()))
-    row_of = {int(row["OBS_ID"]): row for row in store.obs_index}
+    row_of = {o: store.obs_index.row(i) for i, o in enumerate(store.obs_ids.tolist())}
+    units = store.column_units()
     fits = []
     for target, obs_ids in target_runs(store).items():
         if targets is not None and target not in targets:
@@ -154,7 +155,7 @@ def leave_one_target_out(
             ra, dec = (positions or {}).get(target) or (info["RA_OBJ"], info["DEC_OBJ"])
             circle = CircleSkyRegion(SkyCoord(ra, dec, unit="deg"), fit_radius_deg * u.deg)
             safe = tuple(
-                _tev(info, c, d) for c, d in (("SAFE_ENERGY_LO", 0), ("SAFE_ENERGY_HI", 1e9))
+                _tev(info, units, c, d) for c, d in (("SAFE_ENERGY_LO", 0), ("SAFE_ENERGY_HI", 1e9))
             )
             applied = {"bkgdask": models[obs_id]}
             if compare_store_models and obs.bkg is not None:
@@ -182,12 +183,11 @@ def _models_without(store: DataStore, config: BuildConfig, obs_ids: list[int]) -
     }
 
 
-def _tev(row, column: str, default: float) -> float:
-    """An obs-index energy in TeV (its unit from the column), ``default`` if absent."""
-    if column not in row.colnames:
+def _tev(row: dict, units: dict[str, str], column: str, default: float) -> float:
+    """An obs-index energy in TeV (its unit from ``units``, else TeV), ``default`` if absent."""
+    if column not in row:
         return default
-    unit = row.table[column].unit or "TeV"
-    return float(u.Quantity(row[column], unit).to_value("TeV"))
+    return float(u.Quantity(row[column], units[column] or "TeV").to_value("TeV"))
 
 
 def summary_table(fits: list[NormFit]) -> str:

@@ -22,12 +22,11 @@ def safe_energy_range(store: DataStore, obs_ids) -> tuple[np.ndarray, np.ndarray
     index = np.array([row[int(o)] for o in obs_ids], dtype=np.int64)
     out = []
     for column in ("SAFE_ENERGY_LO", "SAFE_ENERGY_HI"):
-        if column not in table.colnames:
+        if column not in table:
             out.append(np.full(index.size, np.nan))
             continue
-        values = table[column]
-        scale = u.Unit(getattr(values, "unit", None) or "TeV").to("TeV")
-        out.append(np.asarray(values, dtype=np.float64)[index] * scale)
+        scale = u.Unit(table.units[column] or "TeV").to("TeV")
+        out.append(np.asarray(table[column], dtype=np.float64)[index] * scale)
     return out[0], out[1]
 
 

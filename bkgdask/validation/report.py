@@ -101,7 +101,7 @@ def _apply_models(request, store, obs_ids, zenith, bundles=None) -> dict[str, li
 def _targets(store: DataStore) -> dict[int, str]:
     """obs_id -> TARGET_NAME (or OBJECT) of the obs-index, '' if neither."""
     for column in ("TARGET_NAME", "OBJECT"):
-        if column in store.obs_index.colnames:
+        if column in store.obs_index:
             names = [str(n).strip() for n in store.obs_index[column]]
             return dict(zip(store.obs_ids.tolist(), names))
     return {}
