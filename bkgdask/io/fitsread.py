@@ -25,7 +25,17 @@ from typing import NamedTuple
 import numpy as np
 
 from .fitsheader import BLOCK, CARD, FitsFormatError, Header, parse_header
-from .fitsstream import Stream
+from .fitsstream import INFLATE_ERRORS, Stream
+
+__all__ = [
+    "INFLATE_ERRORS",
+    "FitsFormatError",
+    "TableHDU",
+    "parse_header",
+    "read_header",
+    "read_table",
+    "read_tables",
+]
 
 MAX_HEADER_BLOCKS = 1000
 
@@ -353,7 +363,7 @@ def read_table(path: str | Path, extname: str | None = None) -> TableHDU:
 
     Reads as :func:`read_tables` (checking the gzip member) and raises as it does.
     """
-    stream = _Stream(Path(path))
+    stream = Stream(path)
     try:
         number, header = 1, _read_header(stream, 0)
         stream.skip(_data_size(header, "HDU 0"), "the data of HDU 0")

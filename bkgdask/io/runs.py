@@ -9,8 +9,7 @@ import numpy as np
 
 from ..errors import RunError
 from .checks import EventCounts, check_pointing, gti_shift_s, inside_gtis, merged_gtis, valid_events
-from .fitsread import FitsFormatError, TableHDU, read_tables
-from .fitsstream import INFLATE_ERRORS
+from .fitsread import INFLATE_ERRORS, FitsFormatError, TableHDU, read_tables
 
 log = logging.getLogger(__name__)
 
