@@ -13,6 +13,7 @@ import pytest
 from astropy.io import fits
 from conftest import data_dir
 
+from bkgdask.io import fitsread
 from bkgdask.io.fitsread import FitsFormatError, parse_header, read_header, read_tables
 
 N_ROWS = 300
@@ -224,6 +225,24 @@ def test_hdus_after_and_headers_only(tmp_path):
     assert read_tables(path, {}) == {}
 
 
+def test_layouts_remembered_by_their_cards(tmp_path, monkeypatch):
+    """A remembered column layout serves only files whose layout cards say the same."""
+    raw = dl3_bytes(n=20)
+    renamed = raw.replace(b"TTYPE11 = 'TIME", b"TTYPE11 = 'TIMX")
+    for name, blob in (("a.fits", raw), ("b.fits", renamed)):
+        (tmp_path / name).write_bytes(blob)
+    monkeypatch.setattr(fitsread, "MAX_LAYOUTS", 2)
+    monkeypatch.setattr(fitsread, "_LAYOUTS", {})
+    for _ in range(2):
+        a = read_tables(tmp_path / "a.fits", WANTED)
+        assert_same_as_astropy(tmp_path / "a.fits", a)
+        b = read_tables(tmp_path / "b.fits", {"EVENTS": ["TIMX", "ENERGY"], "GTI": ["STOP"]})
+        np.testing.assert_array_equal(b["EVENTS"].columns["TIMX"], a["EVENTS"].columns["TIME"])
+        with pytest.raises(FitsFormatError, match="no column 'TIME'"):
+            read_tables(tmp_path / "b.fits", EVENTS)
+        assert len(fitsread._LAYOUTS) <= 2  # three layouts met: the oldest were dropped
+
+
 def test_header_values():
     cards = [
         "SIMPLE  =                    T",
@@ -325,6 +344,11 @@ ERROR_CASES = {
     "bad-tform": (lambda raw: set_card(raw, 1, "TFORM18", "'2Z'"), EVENTS, "TFORM18 is '2Z'"),
     "tform-number": (lambda raw: set_card(raw, 1, "TFORM1", "5"), EVENTS, "TFORM1 is 5, not"),
     "no-tfields": (lambda raw: set_card(raw, 1, "TFIELDS", None), EVENTS, "TFIELDS is missing"),
+    "huge-tfields": (
+        lambda raw: set_card(raw, 1, "TFIELDS", str(10**9)),
+        EVENTS,
+        "TFORM21 is None, not a binary-table format",
+    ),
     "naxis1": (
         lambda raw: set_card(raw, 1, "NAXIS1", "99"),
         EVENTS,

@@ -131,6 +131,46 @@ def test_compiled_and_numpy_kernels_agree():
         assert largest[1] == np.max(haversine(ra_pnt, dec_pnt, ra, dec))
 
 
+def compiled_haversines():
+    """Every event's haversine by the compiled loops' own per-event function."""
+    numba = pytest.importorskip("numba")
+    from bkgdask.models import kernel2d
+
+    kernel2d._compiled()
+    hav_of = kernel2d._hav_of  # now compiled
+
+    @numba.njit
+    def every_event(ra_pnt, dec_pnt, ra, dec):
+        deg = np.pi / 180.0
+        ra0, dec0 = ra_pnt * deg, dec_pnt * deg
+        hav = np.empty(ra.size)
+        for k in range(ra.size):
+            hav[k] = hav_of(ra[k] * deg, dec[k] * deg, ra0, dec0, np.cos(dec0), np.sin(dec0))
+        return hav
+
+    return every_event
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "numpy"])
+def test_largest_offset_skips_only_events_that_cannot_be_it(compiled):
+    """The largest haversine, which skips events by a bound, equals the maximum of all."""
+    every_event = compiled_haversines() if compiled else haversine
+    rng = np.random.default_rng(8)
+    for case in range(400):
+        ra_pnt = rng.uniform(0, 360)
+        dec_pnt = (90.0, -90.0, 89.9999999, 0.0, rng.uniform(-90, 90))[case % 5]
+        spread = (1e-9, 1e-4, 0.1, 3.0, 40.0, 200.0)[case % 6]
+        n = int(rng.integers(1, 2000))
+        ra = (ra_pnt + rng.normal(0, spread, n)) % 360
+        dec = np.clip(dec_pnt + rng.normal(0, spread, n), -90, 90)
+        expected = np.max(every_event(ra_pnt, dec_pnt, ra, dec))
+        assert max_haversine(ra_pnt, dec_pnt, ra, dec, compiled=compiled) == expected, case
+    with np.errstate(invalid="ignore"):  # (the sine of infinity)
+        for ra in ([1.0, np.nan], [np.inf, 1.0], [1e300, 1.0]):
+            largest = max_haversine(1.0, 1.0, np.array(ra), np.array([3.0, 1.0]), compiled=False)
+            np.testing.assert_equal(largest, np.max(haversine(1.0, 1.0, ra, [3.0, 1.0])))
+
+
 def test_zenith_from_events_header_when_index_lacks_it(tmp_path):
     """MAGIC-like obs-index without ZEN_PNT/ALT_PNT: zenith comes from the EVENTS header."""
     runs = [random_run(i, 83.6, 22.0, 100, zenith=z, seed=i)[0] for i, z in ((1, 12.0), (2, 31.0))]

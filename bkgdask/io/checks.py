@@ -92,8 +92,13 @@ def merged_gtis(start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.nda
     overlap : float
         Time counted more than once by the input intervals, same unit.
     """
-    order = np.argsort(start, kind="stable")
-    start, stop = np.asarray(start, float)[order], np.asarray(stop, float)[order]
+    given = np.asarray(start)
+    start, stop = np.asarray(start, float), np.asarray(stop, float)
+    if (given[1:] >= given[:-1]).all() and (start[1:] > stop[:-1]).all():
+        total = np.sum(stop - start)  # in order and disjoint already: nothing to merge
+        return start, stop, float(total - total)
+    order = np.argsort(given, kind="stable")
+    start, stop = start[order], stop[order]
     merged_start, merged_stop = [], []
     for lo, hi in zip(start.tolist(), stop.tolist()):
         if merged_stop and lo <= merged_stop[-1]:
@@ -108,6 +113,8 @@ def merged_gtis(start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def inside_gtis(time: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
     """Whether each time lies in one of the sorted, disjoint intervals ``[start, stop]``."""
+    if start.size == 1:  # the usual case, without a search
+        return (time >= start[0]) & (time <= stop[0])
     index = np.searchsorted(start, time, side="right") - 1
     safe = np.clip(index, 0, None)
     return (index >= 0) & (time <= stop[safe]) if start.size else np.zeros(time.shape, bool)

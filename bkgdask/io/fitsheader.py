@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from operator import itemgetter
 
 BLOCK = 2880
 CARD = 80
@@ -16,23 +19,30 @@ class FitsFormatError(ValueError):
 
 _LOGICAL_OR_NONE = {"T": True, "F": False, "": None}
 
+# One match a card: keyword and value of a card with "= " in columns 9-10, ("", "") of others
+_KEY_AND_VALUE = re.compile(r"(.{8})= (.{70})|.{80}", re.DOTALL)
+_KEY, _VALUE = itemgetter(0), itemgetter(1)
 
+
+@functools.lru_cache(maxsize=4096)  # most cards recur from file to file, word for word
 def _parse_value(text: str) -> str | int | float | bool | None:
     """The value of a card from its 11th column on: str, int, float, bool, or None if empty."""
-    if text.lstrip().startswith("'"):
+    value = text.lstrip()
+    if value[:1] == "'":
         # A string ends at the first single quote that is not doubled.
-        rest = text.lstrip()[1:]
+        rest = value[1:]
         end = rest.find("'")
         while end >= 0 and rest[end + 1 : end + 2] == "'":
             end = rest.find("'", end + 2)
         return (rest if end < 0 else rest[:end]).replace("''", "'").rstrip()
-    value = text.split("/", 1)[0].strip()
+    value = value.split("/", 1)[0].rstrip()
     if value in _LOGICAL_OR_NONE:
         return _LOGICAL_OR_NONE[value]
-    try:
-        return int(value)
-    except ValueError:
-        pass
+    if not ("." in value or "E" in value or "D" in value or "e" in value):
+        try:  # (int() takes none of those characters)
+            return int(value)
+        except ValueError:
+            pass
     try:
         return float(value.replace("D", "E"))
     except ValueError:
@@ -63,6 +73,10 @@ class Header(Mapping):
         value = self._values[key] = _parse_value(text)
         return value
 
+    def texts(self, keys: Iterable[str]) -> tuple[str | None, ...]:
+        """The value texts of the cards ``keys`` as written (None where absent): what they say."""
+        return tuple(map(self._cards.get, keys))
+
     def __contains__(self, key) -> bool:
         return key in self._cards
 
@@ -78,12 +92,20 @@ class Header(Mapping):
 
 def parse_header(raw: bytes) -> Header:
     """The cards of one FITS header (up to and excluding ``END``)."""
-    cards: dict[str, str] = {}
     text = raw.decode("ascii", errors="replace")
-    for start in range(0, len(text), CARD):
-        key = text[start : start + 8].rstrip()
-        if key == "END":
-            return Header(cards)
-        if text[start + 8 : start + 10] == "= " and key not in ("COMMENT", "HISTORY", ""):
-            cards[key] = text[start + 10 : start + CARD]
+    pairs = _KEY_AND_VALUE.findall(text, 0, _end_card(text))
+    cards = dict(zip(map(str.rstrip, map(_KEY, pairs)), map(_VALUE, pairs)))
+    for key in ("COMMENT", "HISTORY", ""):  # "": also the cards that hold no value
+        cards.pop(key, None)
+    return Header(cards)
+
+
+def _end_card(text: str) -> int:
+    """Where the first card whose keyword is ``END`` starts (FitsFormatError if none does)."""
+    firsts = text[::CARD]
+    i = firsts.find("E")
+    while i >= 0:
+        if text[i * CARD : i * CARD + 8].rstrip() == "END":
+            return i * CARD
+        i = firsts.find("E", i + 1)
     raise FitsFormatError("header has no END card")

@@ -16,7 +16,7 @@ skipped.
 
 from __future__ import annotations
 
-import os
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +25,27 @@ from typing import NamedTuple
 import numpy as np
 
 from .fitsheader import BLOCK, CARD, FitsFormatError, Header, parse_header
+from .fitsstream import INFLATE_ERRORS, Stream
+
+__all__ = [
+    "INFLATE_ERRORS",
+    "FitsFormatError",
+    "TableHDU",
+    "parse_header",
+    "read_header",
+    "read_table",
+    "read_tables",
+]
 
 MAX_HEADER_BLOCKS = 1000
 
 # FITS TFORM letter -> bytes per element (X: per 8 elements)
 _TFORM_WIDTHS = dict(L=1, X=1, B=1, I=2, J=4, K=8, A=1, E=4, D=8, C=8, M=16, P=8, Q=16)
-# TFORM letter -> numpy big-endian type of the columns this reader reads
-_READ_TYPES = {"L": "S1", "B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8"}
+# TFORM letter -> (numpy big-endian type of the columns this reader reads, type read as)
+_READ_TYPES = {
+    code: (np.dtype(stored), np.dtype(np.float64 if code in "ED" else stored).newbyteorder("="))
+    for code, stored in dict(L="S1", B="u1", I=">i2", J=">i4", K=">i8", E=">f4", D=">f8").items()
+}
 # TZERO that makes an integer column hold the other-signed type: TFORM letter ->
 # (that TZERO, value to XOR the native stored integers with, the type they then hold)
 _SIGN_FLIPS = {
@@ -64,95 +78,7 @@ class TableHDU:
     units: dict[str, str]
 
 
-try:  # Intel ISA-L's inflate, ~1.6x faster than zlib's, when installed
-    from isal import isal_zlib as _inflate
-except ImportError:  # pragma: no cover - isal is a dependency, zlib the fallback
-    import zlib as _inflate
-
-import zlib  # noqa: E402 - its error type is caught beside the fast inflater's
-
-#: Exceptions of the inflaters. :func:`read_tables` reports a corrupt gzip stream as a
-#: :class:`FitsFormatError`; callers may still catch these beside it.
-INFLATE_ERRORS = (zlib.error, _inflate.error, EOFError)
-
-CHUNK = 1 << 16  # compressed bytes read from disk at a time
-READ_AHEAD = 1 << 16  # least decompressed bytes asked for at a time
-DRAIN = 1 << 20  # most decompressed bytes held at a time while verifying
-
-
-class _Stream:
-    """Sequential reader over a plain or gzip-compressed file.
-
-    Decompresses only as far as has been asked for; :meth:`finish` inflates
-    the rest of the current gzip member so that its CRC32 and length are
-    checked.
-    """
-
-    def __init__(self, path: Path):
-        self._raw = open(path, "rb")  # closed in close()
-        self._size = os.fstat(self._raw.fileno()).st_size
-        self._gzip = self._raw.read(2) == b"\x1f\x8b"
-        self._raw.seek(0)
-        self._inflater = _inflate.decompressobj(31) if self._gzip else None
-        self._members = 1
-        self._buffer = bytearray()
-
-    def _inflate(self, limit: int) -> bytes | None:
-        """Up to ``limit`` more decompressed bytes; None where the file ends."""
-        inflater = self._inflater
-        if inflater.eof:  # a further gzip member, or the end of the file
-            data = inflater.unused_data or self._raw.read(CHUNK)
-            if data:
-                inflater = self._inflater = _inflate.decompressobj(31)
-                self._members += 1
-        else:
-            data = inflater.unconsumed_tail or self._raw.read(CHUNK)
-        if not data:
-            return None
-        try:
-            return inflater.decompress(data, limit)
-        except INFLATE_ERRORS as exc:
-            raise FitsFormatError(f"gzip member {self._members} is corrupt: {exc}") from exc
-
-    def read_upto(self, n: int) -> bytes:
-        """The next ``n`` bytes, fewer only at the end of the file."""
-        if not self._gzip:  # never more than the file holds, whatever a header says
-            return self._raw.read(min(n, self._size - self._raw.tell()))
-        while len(self._buffer) < n:
-            # Inflate a little ahead: asking for a few KB at a time costs more in
-            # bookkeeping than inflating 64 KB that may not be needed.
-            data = self._inflate(max(n - len(self._buffer), READ_AHEAD))
-            if data is None:
-                break
-            self._buffer += data
-        with memoryview(self._buffer) as view:
-            out = view[:n].tobytes()
-        del self._buffer[:n]
-        return out
-
-    def read(self, n: int, what: str) -> bytes:
-        """Exactly the next ``n`` bytes of ``what``."""
-        data = self.read_upto(n)
-        if len(data) != n:
-            raise FitsFormatError(f"file ends inside {what} (truncated)")
-        return data
-
-    def skip(self, n: int, what: str) -> None:
-        """Pass over the next ``n`` bytes of ``what``."""
-        while n > 0:
-            n -= len(self.read(min(n, DRAIN), what))
-
-    def finish(self) -> None:
-        """Inflate the current gzip member to its end, dropping the bytes, to check it."""
-        while self._gzip and not self._inflater.eof:
-            if self._inflate(DRAIN) is None:
-                raise FitsFormatError(f"file ends inside gzip member {self._members} (truncated)")
-
-    def close(self) -> None:
-        self._raw.close()
-
-
-def _read_header(stream: _Stream, number: int) -> Header | None:
+def _read_header(stream: Stream, number: int) -> Header | None:
     """The header of HDU ``number`` (0: primary); None at a clean end of file."""
     blocks = []
     while len(blocks) < MAX_HEADER_BLOCKS:
@@ -178,11 +104,12 @@ def _has_end_card(block: bytes) -> bool:
     >>> _has_end_card(b"X" * 3 + b"END     " + b" " * 69), _has_end_card(b" " * 80 + b"END     ")
     (False, True)
     """
-    position = block.find(b"END     ")
-    while position >= 0:
-        if position % CARD == 0:
+    firsts = block[::CARD]  # the first byte of each card
+    i = firsts.find(b"E")
+    while i >= 0:
+        if block[i * CARD : i * CARD + 8] == b"END     ":
             return True
-        position = block.find(b"END     ", position + 1)
+        i = firsts.find(b"E", i + 1)
     return False
 
 
@@ -220,11 +147,40 @@ class _Column(NamedTuple):
     tform: str  # as written
     code: str  # TFORM type letter
     repeat: int
+    scale_key: str  # TSCALn
+    zero_key: str  # TZEROn
+    unit_key: str  # TUNITn
 
 
-def _column_layout(header: Mapping, where: str) -> dict[str, _Column]:
+#: Column layouts by the value texts of the cards that set them (a store's files share few).
+_LAYOUTS: dict[tuple, dict[str, _Column]] = {}
+MAX_LAYOUTS = 64
+MAX_FIELDS = 999  # of the FITS standard; more are laid out afresh each time, never remembered
+
+
+def _column_layout(header: Header, where: str) -> dict[str, _Column]:
     """The columns by name, checked against ``NAXIS1``."""
     nfields = _integer(header, "TFIELDS", where)
+    if nfields > MAX_FIELDS:
+        return _new_layout(header, nfields, where)
+    key = header.texts(_layout_keywords(nfields))
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        layout = _new_layout(header, nfields, where)
+        if len(_LAYOUTS) >= MAX_LAYOUTS:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = layout
+    return layout
+
+
+@functools.lru_cache(maxsize=MAX_LAYOUTS)
+def _layout_keywords(nfields: int) -> tuple[str, ...]:
+    """The keywords that set the layout of a table of ``nfields`` columns."""
+    return ("NAXIS1", *(f"{key}{i}" for i in range(1, nfields + 1) for key in ("TFORM", "TTYPE")))
+
+
+def _new_layout(header: Mapping, nfields: int, where: str) -> dict[str, _Column]:
+    """The columns by name from the ``nfields`` TFORMn and TTYPEn, checked against ``NAXIS1``."""
     layout: dict[str, _Column] = {}
     offset = 0
     for i in range(1, nfields + 1):
@@ -236,7 +192,8 @@ def _column_layout(header: Mapping, where: str) -> dict[str, _Column]:
             raise FitsFormatError(f"{where}: TFORM{i} is {tform!r}, not a binary-table format")
         repeat = int(text[:digits] or 1)
         name = str(header.get(f"TTYPE{i}", f"COL{i}")).strip()
-        layout[name] = _Column(i, offset, tform.strip(), code, repeat)
+        keys = f"TSCAL{i}", f"TZERO{i}", f"TUNIT{i}"
+        layout[name] = _Column(i, offset, tform.strip(), code, repeat, *keys)
         offset += -(-repeat // 8) if code == "X" else repeat * _TFORM_WIDTHS[code]
     naxis1 = _integer(header, "NAXIS1", where)
     if naxis1 != offset:
@@ -276,14 +233,17 @@ def _read_column(
             f"{where}: column {name!r} has TFORM{column.number} = {column.tform!r}; "
             "only one L, B, I, J, K, E or D element, or an rA string, per row can be read"
         )
-    stored = np.dtype(_READ_TYPES[column.code])
+    stored, read_as = _READ_TYPES[column.code]
     values = rows[:, column.offset : column.offset + stored.itemsize].view(stored)[:, 0]
     if column.code == "L":
         return values == b"T"
-    scale = _number(header, f"TSCAL{column.number}", 1, where)
-    zero = _number(header, f"TZERO{column.number}", 0, where)
-    with np.errstate(invalid="ignore"):  # signalling NaNs become quiet ones
-        native = values.astype(np.float64 if column.code in "ED" else stored.newbyteorder("="))
+    scale = _number(header, column.scale_key, 1, where)
+    zero = _number(header, column.zero_key, 0, where)
+    if column.code == "E":
+        with np.errstate(invalid="ignore"):  # signalling NaNs become quiet ones
+            native = values.astype(read_as)
+    else:  # byte-swapped only, which raises no floating-point flag
+        native = values.astype(read_as)
     sign_flip_zero, flip, holds = _SIGN_FLIPS.get(column.code, (None, None, None))
     if scale == 1 and zero == sign_flip_zero:
         return (native ^ flip).view(holds)
@@ -315,7 +275,7 @@ def _extract(header: Header, data: bytes, where: str, wanted: Iterable[str]) -> 
             raise FitsFormatError(f"{where} has no column {name!r}")
         column = layout[name]
         columns[name] = _read_column(rows, name, column, header, where)
-        units[name] = str(header.get(f"TUNIT{column.number}", "")).strip()
+        units[name] = str(header.get(column.unit_key, "")).strip()
     return TableHDU(header=header, columns=columns, units=units)
 
 
@@ -355,7 +315,7 @@ def read_tables(
         If the file cannot be opened or read.
     """
     todo = {name.upper(): name for name in wanted}
-    stream = _Stream(Path(path))
+    stream = Stream(path)
     try:
         found = _find_tables(stream, todo, wanted)
         if verify:
@@ -368,7 +328,7 @@ def read_tables(
     return {key: _extract(*found[key], wanted[key]) for key in found}
 
 
-def _find_tables(stream: _Stream, todo: dict[str, str], wanted: dict[str, list[str]]) -> dict:
+def _find_tables(stream: Stream, todo: dict[str, str], wanted: dict[str, list[str]]) -> dict:
     """Headers and data units of the wanted HDUs, removing them from ``todo`` as found."""
     found: dict[str, tuple[Header, bytes, str]] = {}
     number = 0
@@ -403,7 +363,7 @@ def read_table(path: str | Path, extname: str | None = None) -> TableHDU:
 
     Reads as :func:`read_tables` (checking the gzip member) and raises as it does.
     """
-    stream = _Stream(Path(path))
+    stream = Stream(path)
     try:
         number, header = 1, _read_header(stream, 0)
         stream.skip(_data_size(header, "HDU 0"), "the data of HDU 0")

@@ -124,11 +124,13 @@ def gti_intervals_s(gti: TableHDU) -> tuple[np.ndarray, np.ndarray]:
     """The GTIs sorted and merged, s on the GTI's time reference (overlaps warned about)."""
     factor = unit_factor(gti, "START", TIME_TO_S, "time")
     start, stop = gti.columns["START"], gti.columns["STOP"]
-    if not (np.all(np.isfinite(start)) and np.all(np.isfinite(stop))):
+    if not (np.isfinite(start).all() and np.isfinite(stop).all()):
         raise FitsFormatError("GTI has non-finite START or STOP")
-    if np.any(stop < start):
+    if (stop < start).any():
         raise FitsFormatError("GTI has STOP < START")
-    start, stop, overlap = merged_gtis(start * factor, stop * factor)
+    if factor != 1.0:  # (x * 1.0 == x: the times as they are)
+        start, stop = start * factor, stop * factor
+    start, stop, overlap = merged_gtis(start, stop)
     if overlap > 0:
         log.warning("GTIs overlap by %.6g s: counted once", overlap)
     return start, stop
@@ -182,8 +184,10 @@ def read_run(run: RunInput, extra_columns: tuple[str, ...] = ()) -> RunEvents:
     ra_pnt, dec_pnt = _pointing(run, events.header)
     check_pointing(run.obs_id, run.events_file, ra_pnt, dec_pnt)
     columns = events.columns
+    time = columns["TIME"] * time_factor if time_factor != 1.0 else columns["TIME"]
     shift_s = gti_shift_s(events.header, gti.header)
-    in_gti = inside_gtis(columns["TIME"] * time_factor, gti_start + shift_s, gti_stop + shift_s)
+    gti_start, gti_stop = gti_start + shift_s, gti_stop + shift_s
+    in_gti = inside_gtis(time, gti_start, gti_stop)
     keep, counts = valid_events(columns["ENERGY"], columns["RA"], columns["DEC"], in_gti)
     if counts.n_used < counts.n_events:
         columns = {name: values[keep] for name, values in columns.items()}
@@ -193,7 +197,7 @@ def read_run(run: RunInput, extra_columns: tuple[str, ...] = ()) -> RunEvents:
     if ra_factor != 1.0 or dec_factor != 1.0:
         ra, dec = ra * ra_factor, dec * dec_factor
     extra = {c: columns[c] for c in extra_columns}
-    gti_s = np.column_stack([gti_start, gti_stop]) + shift_s
+    gti_s = np.column_stack([gti_start, gti_stop])
     return RunEvents(
         run.obs_id, energy, ra, dec, ra_pnt, dec_pnt, time_s, events.header, extra, counts, gti_s
     )

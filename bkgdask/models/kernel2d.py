@@ -46,27 +46,58 @@ def separation_deg(ra_pnt: float, dec_pnt: float, ra_deg, dec_deg) -> np.ndarray
 
 
 def _max_hav_loop(ra, dec, ra_pnt, dec_pnt):
-    """The largest haversine of the events' offsets, in one pass (-1 without events)."""
+    """The largest haversine of the events' offsets, in one pass (-1 without events).
+
+    An event's haversine (:func:`_hav_of`) is computed only where a bound of it
+    exceeds the largest so far: the same maximum, for a few operations an event.
+    """
     deg = np.pi / 180.0
     ra0, dec0 = ra_pnt * deg, dec_pnt * deg
     cos_dec0, sin_dec0 = np.cos(dec0), np.sin(dec0)
     largest = -1.0
     for k in range(ra.size):
-        largest = max(largest, _hav_of(ra[k] * deg, dec[k] * deg, ra0, dec0, cos_dec0, sin_dec0))
+        ra_k, dec_k = ra[k] * deg, dec[k] * deg
+        d_dec = dec_k - dec0
+        d_ra = _wrapped(ra_k - ra0)
+        if _hav_bound(d_dec, d_ra, cos_dec0) < largest:
+            continue
+        largest = max(largest, _hav_of(ra_k, dec_k, ra0, dec0, cos_dec0, sin_dec0))
     return largest
+
+
+def _hav_bound(d_dec, d_ra, cos_dec0):
+    """An upper bound of the haversine of the offsets (Δδ, Δα) from the pointing (rad).
+
+    From |sin x| <= |x| and |cos δ| <= 1, raised by a margin (1e-6 relative,
+    1e-12 absolute) far above the rounding of either (~1e-15: every term is at
+    most ~1). Scalars (the compiled loop) or arrays.
+    """
+    bound = 0.25 * (d_dec * d_dec + np.abs(cos_dec0) * (d_ra * d_ra))
+    return bound * (1.0 + 1e-6) + 1e-12
 
 
 def max_haversine(ra_pnt: float, dec_pnt: float, ra_deg, dec_deg, compiled=None) -> float:
     """The largest sin²(θ/2) of :func:`haversine` (-1 without events).
 
     ``compiled``: one pass of the numba-compiled loop (default: if numba is
-    installed), else numpy's temporaries.
+    installed), else numpy's temporaries. Either computes the haversine only of
+    the events whose bound (:func:`_hav_bound`) reaches the largest: the same
+    maximum as of every event's.
     """
     if not len(ra_deg):
         return -1.0
     if HAVE_NUMBA if compiled is None else compiled:
         return float(_compiled()[1](ra_deg, dec_deg, float(ra_pnt), float(dec_pnt)))
-    return float(np.max(haversine(ra_pnt, dec_pnt, ra_deg, dec_deg)))
+    ra, dec = np.asarray(ra_deg, np.float64), np.asarray(dec_deg, np.float64)
+    deg = np.pi / 180.0
+    with np.errstate(over="ignore", invalid="ignore"):  # (RA, Dec far beyond 360 deg)
+        d_ra = np.abs(ra - ra_pnt)
+        d_ra = np.minimum(d_ra, np.abs(d_ra - 360.0))  # the RA difference across 0, too
+        bound = _hav_bound((dec - dec_pnt) * deg, d_ra * deg, np.cos(dec_pnt * deg))
+    top = np.argmax(bound)
+    reached = haversine(ra_pnt, dec_pnt, ra[top], dec[top])[0]
+    maybe = ~(bound < reached)  # (all where a value is not finite)
+    return float(np.max(haversine(ra_pnt, dec_pnt, ra[maybe], dec[maybe])))
 
 
 def _counts_numpy(energy, ra, dec, ra_pnt, dec_pnt, energy_edges, offset_hav_edges):
@@ -195,6 +226,7 @@ def _compile():
         _bin_of=inline(_bin_of),
         _wrapped=inline(_wrapped),
         _hav_of=inline(_hav_of),
+        _hav_bound=inline(_hav_bound),
     )
     compile_loop = njit(cache=True, nogil=True)
     return compile_loop(_counts_loop), compile_loop(_max_hav_loop)
