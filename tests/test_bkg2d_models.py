@@ -125,3 +125,23 @@ def test_smoothing_option_and_config(store, tmp_path):
     assert result.exit_code == 0, result.output
     with fits.open(out) as hdus:
         assert {h.header.get("SMMETHOD") for h in hdus if h.name.startswith("BKG_")} == {"NONE"}
+
+
+def test_groups_fitted_side_by_side_equal_one_after_the_other(results, monkeypatch):
+    """The group fits run on threads; each must give its model bit for bit, BLAS held at one."""
+    from threadpoolctl import threadpool_info
+
+    from bkgdask.engine import build as engine_build
+
+    result, _ = results
+    assert len(result.totals) >= 2
+    blas_threads = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    monkeypatch.setattr(engine_build, "default_workers", lambda: 1)
+    serial = engine_build._finalize_groups(result.kind, result.totals, result.model)
+    monkeypatch.setattr(engine_build, "default_workers", lambda: 2)
+    side_by_side = engine_build._finalize_groups(result.kind, result.totals, result.model)
+    for label, rate in serial.items():
+        assert np.array_equal(rate.coef, side_by_side[label].coef), label
+        assert rate.parameters == side_by_side[label].parameters
+    after = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert after == blas_threads  # the limit is lifted once the last fit leaves

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from dask.delayed import Delayed
 
 from .. import __version__
 from ..compute.backends import Backend, DistributedBackend, make_backend
+from ..compute.reporting import default_workers
 from ..config import BuildConfig, ModelConfig
 from ..errors import OutputError, SelectionError
 from ..io.bundle import bundle_obs_index, merged_hdu_index, write_bundle
@@ -26,6 +28,7 @@ from ..io.store import DataStore
 from ..models import Model, ModelKind
 from ..models.binning import Binning
 from ..models.kernel2d import HAVE_NUMBA
+from ..models.smooth_rate import one_blas_thread
 from .adaptive import adaptive_zenith_edges
 from .exclusion import with_exclusions
 from .graph import combine_layers, delayed_of, histogram_task
@@ -213,13 +216,14 @@ class BuildResult:
     def rates(self) -> dict:
         """Per group label: what the kind's ``finalize`` makes of it, computed once per ``model``.
 
-        One group after the other: a fit's BLAS thread limit is process-wide, and
-        the same fit must give the same model bit for bit.
+        The groups are fitted side by side on this process's cores (threads:
+        the fits' linear algebra leaves the GIL), each with BLAS on one thread,
+        so a fit gives the same model bit for bit whatever runs beside it.
         """
         key = None if self.model is None else self.model.model_dump_json()
         cache = self.__dict__.setdefault("_rates", {})
         if key not in cache:
-            cache[key] = {lb: self.kind.finalize(t, self.model) for lb, t in self.totals.items()}
+            cache[key] = _finalize_groups(self.kind, self.totals, self.model)
         return cache[key]
 
     def model_hdus(self) -> dict:
@@ -273,6 +277,19 @@ class BuildResult:
             return write_bundle(path, self.hdu_index(path.name), self.obs_index(), hdus)
         except OSError as exc:
             raise OutputError(f"cannot write bundle {path}: {exc.strerror or exc}") from None
+
+
+def _finalize_groups(kind: ModelKind, totals: dict, model) -> dict:
+    """Per group label, ``kind.finalize`` of its total; the groups on up to one thread a core.
+
+    A group's error (e.g. no counts to smooth) is raised as the groups come in order.
+    """
+    threads = min(len(totals), default_workers())
+    if threads < 2:
+        return {label: kind.finalize(total, model) for label, total in totals.items()}
+    with one_blas_thread(), ThreadPoolExecutor(threads) as pool:
+        fits = {label: pool.submit(kind.finalize, total, model) for label, total in totals.items()}
+        return {label: fit.result() for label, fit in fits.items()}
 
 
 def _provenance(total: xr.Dataset) -> dict:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,16 +19,39 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def _one_blas_thread(function):
-    """Run ``function`` with BLAS on one thread.
+_limit_lock = threading.Lock()
+#: Fits now inside :func:`one_blas_thread` and the limiter that set the limit.
+_limit_state: dict = {"depth": 0, "limiter": None}
 
-    The matrices are a few hundred wide: BLAS threads cost more than they save
-    (10x on a loaded machine).
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """BLAS on one thread while any fit of any thread of this process is inside.
+
+    The matrices are a few hundred wide: BLAS threads cost more than they
+    save (10x on a loaded machine). The limit is process-wide, so it is set
+    by the first to enter and lifted by the last to leave: fits running side
+    by side on threads never see it lifted.
     """
+    with _limit_lock:
+        if _limit_state["depth"] == 0:
+            _limit_state["limiter"] = _blas().limit(limits=1, user_api="blas")
+        _limit_state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _limit_state["depth"] -= 1
+            if _limit_state["depth"] == 0:
+                _limit_state["limiter"].restore_original_limits()
+
+
+def _one_blas_thread(function):
+    """Run ``function`` inside :func:`one_blas_thread`."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        with _blas().limit(limits=1, user_api="blas"):
+        with one_blas_thread():
             return function(*args, **kwargs)
 
     return wrapper
