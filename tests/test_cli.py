@@ -93,3 +93,21 @@ def test_help_is_fast_and_light(args):
     assert proc.returncode == 0
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()}
     assert not {"dask", "gammapy", "xarray", "astropy"} & imported
+
+
+def test_console_script_freezes_what_is_left_for_a_quick_exit():
+    """After any command, even a failing one, the objects alive are out of the collector's way."""
+    probe = (
+        "import gc, sys\n"
+        "from bkgdask.cli import main\n"
+        "sys.argv = ['bkgdask'] + sys.argv[1:]\n"
+        "try:\n    main()\n"
+        "except SystemExit as exit:\n"
+        "    print(exit.code, gc.get_freeze_count() > 1000, file=sys.stderr)\n"
+    )
+    for args, code in (
+        (["--version"], "0"),
+        (["build", "/no/such/store", "-o", "/no/such/out.fits"], "1"),
+    ):
+        proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
+        assert proc.stderr.strip().splitlines()[-1] == f"{code} True", proc.stderr

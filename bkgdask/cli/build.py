@@ -104,7 +104,7 @@ def build(datastore, output, config_file, dask_config, report, **options):
         try:
             for path in dask_config:
                 load_dask_config(path)
-            # Without a config file the cluster can start before astropy and the rest of
+            # Without a config file the cluster can start before xarray and the rest of
             # bkgdask are imported: it is the slowest part of a small build.
             if config_file is None:
                 backend = _start_early(compute_options)
