@@ -8,8 +8,9 @@ written once with ``bkgdask simulate`` into ``--sim-dir``) it runs
 ``--scheduler sync|threads|processes|local``, and ``benchmarks/tutorial_loop.py`` (up to
 600 runs), alternating the commands in every round (each round starting one
 command later), and reports per command
-the median wall time, and the ratios measured side by side: default over the
-fastest explicit scheduler, tutorial over default, the default's events/s.
+the median wall time, and the ratios measured side by side, each the median
+over the rounds of that round's ratio: default over the explicit scheduler of
+the lowest median, tutorial over default; and the default's events/s.
 Results go to ``DIR/schedulers.json`` (default: a new temporary folder).
 """
 
@@ -90,14 +91,24 @@ def bench_size(size: int, sim_dir: Path, repeat: int, out: Path) -> dict:
                 events = n_events
                 choice = next((ln for ln in stderr.splitlines() if "scheduler auto" in ln), "")
     median = {name: statistics.median(values) for name, values in seconds.items()}
-    fastest = min(median[name] for name in SCHEDULERS[1:])
-    ratios = {"default_over_fastest_explicit": median["default"] / fastest}
+    fastest = min(SCHEDULERS[1:], key=median.__getitem__)
+    ratios = {"default_over_fastest_explicit": paired_ratio(seconds["default"], seconds[fastest])}
     if "tutorial" in median:
-        ratios["tutorial_over_default"] = median["tutorial"] / median["default"]
+        ratios["tutorial_over_default"] = paired_ratio(seconds["tutorial"], seconds["default"])
     if events:
         ratios["default_events_per_s"] = events / median["default"]
     return {"store": str(store), "events": events, "auto_choice": choice, "seconds": seconds,
-            "median_s": median, "ratios": ratios}  # fmt: skip
+            "median_s": median, "fastest_explicit": fastest, "ratios": ratios}  # fmt: skip
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median over the rounds of each round's ratio: a change of the machine's speed between
+    rounds (this VM's drifts by 20-30 % within minutes) cancels in every ratio.
+
+    >>> paired_ratio([2.0, 3.0, 30.0], [1.0, 3.0, 10.0])
+    2.0
+    """
+    return statistics.median(a / b for a, b in zip(numerator, denominator))
 
 
 def main() -> None:
@@ -116,7 +127,8 @@ def main() -> None:
             results["sizes"][size] = result
             medians = "  ".join(f"{k} {v:6.2f} s" for k, v in result["median_s"].items())
             ratios = "  ".join(f"{k} {v:,.2f}" for k, v in result["ratios"].items())
-            print(f"{size:>6} runs: {medians}\n        {ratios}\n        {result['auto_choice']}")
+            print(f"{size:>6} runs: {medians}\n        {ratios} (fastest explicit: "
+                  f"{result['fastest_explicit']})\n        {result['auto_choice']}")  # fmt: skip
     path = out / "schedulers.json"
     path.write_text(json.dumps(results, indent=1))
     print(f"-> {path}")
