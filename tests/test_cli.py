@@ -95,19 +95,44 @@ def test_help_is_fast_and_light(args):
     assert not {"dask", "gammapy", "xarray", "astropy"} & imported
 
 
-def test_console_script_freezes_what_is_left_for_a_quick_exit():
-    """After any command, even a failing one, the objects alive are out of the collector's way."""
+def test_console_script_starts_and_exits_quickly():
+    """After any command, even a failing one, the objects alive are out of the collector's
+    way and it is on; the configuration was made without looking for pydantic plugins."""
     probe = (
         "import gc, sys\n"
         "from bkgdask.cli import main\n"
         "sys.argv = ['bkgdask'] + sys.argv[1:]\n"
         "try:\n    main()\n"
         "except SystemExit as exit:\n"
-        "    print(exit.code, gc.get_freeze_count() > 1000, file=sys.stderr)\n"
+        "    from pydantic.plugin import _loader\n"
+        "    frozen, on = gc.get_freeze_count() > 1000, gc.isenabled()\n"
+        "    print(exit.code, frozen, on, _loader._plugins, file=sys.stderr)\n"
     )
     for args, code in (
         (["--version"], "0"),
-        (["build", "/no/such/store", "-o", "/no/such/out.fits"], "1"),
+        (["build", "/no/such/store", "-o", "/no/x.fits"], "1"),
     ):
         proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
-        assert proc.stderr.strip().splitlines()[-1] == f"{code} True", proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == f"{code} True True None", proc.stderr
+
+
+def test_build_turns_the_collector_on_before_it_opens_the_store(tmp_path):
+    """The collector is off only while ``build`` imports: on, with the imports frozen, after."""
+    store = small_store(tmp_path / "store")
+    probe = (
+        "import gc, sys\n"
+        "from bkgdask.cli import main\n"
+        "from bkgdask.io.store import DataStore\n"
+        "opened = DataStore.open.__func__\n"
+        "def spy(cls, path):\n"
+        "    print('collector', gc.isenabled(), gc.get_freeze_count() > 100000, file=sys.stderr)\n"
+        "    return opened(cls, path)\n"
+        "DataStore.open = classmethod(spy)\n"
+        "sys.argv = ['bkgdask'] + sys.argv[1:]\n"
+        "main()\n"
+    )
+    out = tmp_path / "bkg.fits.gz"
+    args = ["build", str(store), "--select", OFF, "-o", str(out), "--no-progress"]
+    proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "collector True True" in proc.stderr

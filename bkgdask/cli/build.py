@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from . import batch_options, cli, echo_err, user_errors
+from . import batch_options, cli, echo_err, imports_done, user_errors
 
 log = logging.getLogger("bkgdask")
 
@@ -216,6 +216,7 @@ def _build_and_write(datastore, output, report, config, backend):
     from ..engine.preflight import check_build_outputs
     from ..io.store import DataStore
 
+    imports_done()  # the last of the build's imports are above
     store = DataStore.open(datastore)
     echo_err(f"bkgdask: index {store.index_path}")
     job_logs = config.compute.log_directory
