@@ -24,15 +24,17 @@ print(json.dumps({name: name in sys.modules for name in heavy}))
 """
 
 
-def _modules_after_build(store, scheduler: str, bundle) -> dict:
+def _probe(code: str, *args) -> str:
+    """What ``code`` prints, run in a new interpreter with ``args``; it must succeed."""
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE % (OFF, scheduler), str(store), str(bundle)],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return proc.stdout
+
+
+def _modules_after_build(store, scheduler: str, bundle) -> dict:
+    return json.loads(_probe(PROBE % (OFF, scheduler), store, bundle).strip().splitlines()[-1])
 
 
 def test_in_process_builds_import_only_what_they_need(tmp_path):
@@ -80,9 +82,7 @@ WRITER_MODULES = (
 
 def test_the_writer_and_the_table_kinds_import_no_astropy():
     probe = f"import json, sys, {', '.join(WRITER_MODULES)}; print(json.dumps(list(sys.modules)))"
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    modules = json.loads(proc.stdout)
+    modules = json.loads(_probe(probe))
     assert "bkgdask.io.fitswrite" in modules
     assert not [m for m in modules if m.partition(".")[0] == "astropy"]
 
@@ -91,13 +91,7 @@ def test_the_writer_and_the_table_kinds_import_no_astropy():
 def test_model_hdus_are_made_and_written_without_astropy(tmp_path, kind):
     store = small_store(tmp_path / "store")
     out = tmp_path / "models.fits.gz"
-    proc = subprocess.run(
-        [sys.executable, "-c", WRITE_WITHOUT_ASTROPY % (OFF, kind), str(store), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
+    _probe(WRITE_WITHOUT_ASTROPY % (OFF, kind), store, out)
     with fits.open(out) as hdus:
         hdus.verify("exception")
         assert {h.header.get("HDUCLAS4") for h in hdus[1:]} == {kind.upper()}
