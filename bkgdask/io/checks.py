@@ -95,7 +95,9 @@ def merged_gtis(start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.nda
     given = np.asarray(start)
     start, stop = np.asarray(start, float), np.asarray(stop, float)
     if (given[1:] >= given[:-1]).all() and (start[1:] > stop[:-1]).all():
-        total = np.sum(stop - start)  # in order and disjoint already: nothing to merge
+        # In order and disjoint already: nothing to merge, and no overlap (0, or NaN
+        # where a bound is not finite, as the merge below gives).
+        total = np.sum(stop - start)
         return start, stop, float(total - total)
     order = np.argsort(given, kind="stable")
     start, stop = start[order], stop[order]
