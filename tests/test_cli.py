@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import sys
 import pytest
 from gammapy.data import DataStore as GammapyDataStore
 from helpers import OFF, small_store
+
+from bkgdask.cli import ONE_BLAS_THREAD
 
 
 def bkgdask(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -114,6 +117,27 @@ def test_console_script_starts_and_exits_quickly():
     ):
         proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
         assert proc.stderr.strip().splitlines()[-1] == f"{code} True True None", proc.stderr
+
+
+@pytest.mark.parametrize("users", [None, "2"], ids=["default", "user's own"])
+def test_the_command_runs_blas_on_one_thread_unless_told_otherwise(users):
+    """numpy's BLAS, loaded by the command, has one thread; a user's own setting is kept."""
+    probe = (
+        "import sys\n"
+        "from bkgdask.cli import main\n"
+        "sys.argv = ['bkgdask', 'build', '/no/such/store', '-o', '/no/x.fits']\n"
+        "try:\n    main()\n"
+        "except SystemExit:\n"
+        "    from threadpoolctl import threadpool_info\n"
+        "    assert 'numpy' in sys.modules\n"
+        "    print([i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ONE_BLAS_THREAD}
+    if users:
+        env["OPENBLAS_NUM_THREADS"] = users
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"[{users or 1}]"
 
 
 def test_build_turns_the_collector_on_before_it_opens_the_store(tmp_path):
