@@ -16,10 +16,14 @@ from bkgdask.io.store import DataStore
 from bkgdask.models import get_kind
 from bkgdask.models.binning import Binning
 from bkgdask.models.kernel2d import (
+    HAV32_FLOOR,
+    HAV32_TOLERANCE,
     count_events,
     hav_edges,
     haversine,
+    haversine32,
     max_haversine,
+    offset_bins,
     separation_deg,
 )
 
@@ -129,6 +133,44 @@ def test_compiled_and_numpy_kernels_agree():
         largest = [max_haversine(ra_pnt, dec_pnt, ra, dec, compiled=c) for c in (True, False)]
         assert largest[0] == pytest.approx(largest[1], rel=1e-14)
         assert largest[1] == np.max(haversine(ra_pnt, dec_pnt, ra, dec))
+
+
+def _around(ra_pnt, dec_pnt, theta_deg, angle_rad):
+    """Sky positions (deg) at offsets ``theta_deg`` and position angles from a pointing."""
+    d0, t = np.radians(dec_pnt), np.radians(theta_deg)
+    sin_dec = np.sin(d0) * np.cos(t) + np.cos(d0) * np.sin(t) * np.cos(angle_rad)
+    d_ra = np.arctan2(np.sin(angle_rad) * np.sin(t) * np.cos(d0), np.cos(t) - np.sin(d0) * sin_dec)
+    return (ra_pnt + np.degrees(d_ra)) % 360, np.degrees(np.arcsin(sin_dec))
+
+
+def test_float32_offsets_give_the_float64_bins():
+    """Events on, just beside and between the offset edges: float32 where its bound
+    allows, float64 near the edges, the bins of float64 (which float32 alone misses)."""
+    edges = hav_edges(BINNING["offset"])
+    rng = np.random.default_rng(12)
+    for ra_pnt, dec_pnt in ((359.95, -30.0), (83.6, 22.0), (200.0, 76.0), (10.0, -76.5)):
+        shift = rng.choice([-1e-12, 0.0, 1e-12, -3e-6, 3e-6, -3e-5, 3e-5], 50 * edges.size)
+        on_edges = np.repeat(BINNING["offset"], 50) * (1 + shift)
+        theta = np.concatenate([on_edges, rng.uniform(0, 3.5, 5000)])
+        ra, dec = _around(ra_pnt, dec_pnt, theta, rng.uniform(0, 2 * np.pi, theta.size))
+        rough, exact = haversine32(ra_pnt, dec_pnt, ra, dec), haversine(ra_pnt, dec_pnt, ra, dec)
+        assert np.all(np.abs(rough - exact) <= (HAV32_TOLERANCE * exact + HAV32_FLOOR) / 4)
+        expected = np.searchsorted(edges, exact, "right") - 1
+        np.testing.assert_array_equal(offset_bins(ra_pnt, dec_pnt, ra, dec, edges), expected)
+        assert np.any(np.searchsorted(edges, rough, "right") - 1 != expected)
+
+
+def test_float32_offsets_only_where_their_bound_holds():
+    one = np.array([1.0])
+    assert haversine32(10.0, 20.0, one, one) is not None
+    for ra_pnt, dec_pnt, ra, dec in (
+        (10.0, 81.0, one, one),  # the pointing near a pole
+        (10.0, 20.0, one, np.array([-80.5])),  # an event near a pole
+        (10.0, 20.0, np.array([np.nan]), one),
+        (np.inf, 20.0, one, one),
+        (10.0, 20.0, np.array([]), np.array([])),
+    ):
+        assert haversine32(ra_pnt, dec_pnt, ra, dec) is None
 
 
 def compiled_haversines():
