@@ -7,7 +7,7 @@ written once with ``bkgdask simulate`` into ``--sim-dir``) it runs
 ``python -m bkgdask.cli build`` with the default scheduler and with
 ``--scheduler sync|threads|processes|local``, and ``benchmarks/tutorial_loop.py`` (up to
 600 runs), after one untimed round, alternating the commands in every round
-(each round starting one command later), and reports per command
+(in an order drawn afresh each round, seeded), and reports per command
 the median wall time, and the ratios measured side by side, each the median
 over the rounds of that round's ratio: default over the explicit scheduler of
 the lowest median, tutorial over default; and the default's events/s.
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -96,10 +97,12 @@ def bench_size(size: int, sim_dir: Path, repeat: int, out: Path) -> dict:
     seconds: dict[str, list[float]] = {name: [] for name in cmds}
     events, choice = None, ""
     names = list(cmds)
-    for round_ in range(repeat):
-        # Alternating, each round starting one command later: load changes and whatever the
-        # previous command leaves behind (page cache, exiting workers) hit all alike.
-        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+    shuffle = random.Random(size)
+    for _ in range(repeat):
+        # A new order every round: load changes and whatever a command leaves behind (page
+        # cache, exiting workers, memory to reclaim after the tutorial) hit all alike, and
+        # no command always follows the same one.
+        for name in shuffle.sample(names, len(names)):
             command = cmds[name]
             wall, n_events, stderr = timed(command, env)
             seconds[name].append(wall)
