@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bkgdask.models.bin_lookup import MAX_CELLS, bin_lookup
+from bkgdask.models.bin_lookup import MAX_CELLS, BinLookup, SearchedBins, bin_lookup
 from bkgdask.models.binning import Binning
 from bkgdask.models.kernel2d import hav_edges
 
@@ -38,7 +38,7 @@ EDGES = {
 def test_table_equals_searchsorted(name):
     edges = EDGES[name]
     lookup = bin_lookup(edges)
-    assert lookup is not None
+    assert isinstance(lookup, BinLookup)
     values = _hard_values(edges, lookup, np.random.default_rng(len(name)))
     np.testing.assert_array_equal(lookup.index(values), np.searchsorted(edges, values, "right"))
 
@@ -56,8 +56,10 @@ def test_rough_bins_are_off_by_one_at_most_and_only_near_an_edge():
 
 
 def test_edges_a_table_cannot_hold_are_searched():
-    assert bin_lookup(np.array([0.0, 1e-9, 1.0])) is None  # a bin of 1e-9 of the range
-    assert bin_lookup(np.array([0.0, 1.0, 1.0, 2.0])) is None  # an empty bin
-    assert bin_lookup(np.array([1.0])) is None
-    assert bin_lookup(np.array([0.0, np.inf])) is None
+    assert isinstance(
+        bin_lookup(np.array([0.0, 1e-9, 1.0])), SearchedBins
+    )  # a bin of 1e-9 of the range
+    assert isinstance(bin_lookup(np.array([0.0, 1.0, 1.0, 2.0])), SearchedBins)  # an empty bin
+    assert isinstance(bin_lookup(np.array([1.0])), SearchedBins)
+    assert isinstance(bin_lookup(np.array([0.0, np.inf])), SearchedBins)
     assert bin_lookup(np.linspace(0, 1, 1000)).n_cells <= MAX_CELLS

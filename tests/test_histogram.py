@@ -26,6 +26,7 @@ from bkgdask.models.kernel2d import (
     offset_bins,
     separation_deg,
 )
+from bkgdask.sim.store_writer import events_from_offsets
 
 BINNING = Binning.default()
 SYNC = {"compute": {"scheduler": "sync", "progress": False}}
@@ -135,14 +136,6 @@ def test_compiled_and_numpy_kernels_agree():
         assert largest[1] == np.max(haversine(ra_pnt, dec_pnt, ra, dec))
 
 
-def _around(ra_pnt, dec_pnt, theta_deg, angle_rad):
-    """Sky positions (deg) at offsets ``theta_deg`` and position angles from a pointing."""
-    d0, t = np.radians(dec_pnt), np.radians(theta_deg)
-    sin_dec = np.sin(d0) * np.cos(t) + np.cos(d0) * np.sin(t) * np.cos(angle_rad)
-    d_ra = np.arctan2(np.sin(angle_rad) * np.sin(t) * np.cos(d0), np.cos(t) - np.sin(d0) * sin_dec)
-    return (ra_pnt + np.degrees(d_ra)) % 360, np.degrees(np.arcsin(sin_dec))
-
-
 def test_float32_offsets_give_the_float64_bins():
     """Events on, just beside and between the offset edges: float32 where its bound
     allows, float64 near the edges, the bins of float64 (which float32 alone misses)."""
@@ -152,7 +145,7 @@ def test_float32_offsets_give_the_float64_bins():
         shift = rng.choice([-1e-12, 0.0, 1e-12, -3e-6, 3e-6, -3e-5, 3e-5], 50 * edges.size)
         on_edges = np.repeat(BINNING["offset"], 50) * (1 + shift)
         theta = np.concatenate([on_edges, rng.uniform(0, 3.5, 5000)])
-        ra, dec = _around(ra_pnt, dec_pnt, theta, rng.uniform(0, 2 * np.pi, theta.size))
+        ra, dec = events_from_offsets(ra_pnt, dec_pnt, theta, rng.uniform(0, 360, theta.size))
         rough, exact = haversine32(ra_pnt, dec_pnt, ra, dec), haversine(ra_pnt, dec_pnt, ra, dec)
         assert np.all(np.abs(rough - exact) <= (HAV32_TOLERANCE * exact + HAV32_FLOOR) / 4)
         expected = np.searchsorted(edges, exact, "right") - 1

@@ -21,6 +21,13 @@ log = logging.getLogger("bkgdask")
 
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 
+#: BLAS on one thread, as Dask sets it for its workers (a user's own values are kept). A
+#: build's parallelism is Dask's (runs) and its fits' (groups side by side, each with BLAS on
+#: one thread); OpenBLAS's threads would only spin, about 0.1 s of a core when numpy loads it
+#: and again beside the fits after workers are forked (alternated pairs: 0.95 of the wall
+#: time of a 600-run build, 0.97 at 45 H.E.S.S. runs, BKG_3D builds unchanged).
+ONE_BLAS_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
 
 def batch_options(command):
     """``--cluster-config`` and ``--dask-config``, shared by the commands that start clusters."""
@@ -103,14 +110,6 @@ def main() -> None:
         cli()
     finally:
         imports_done()
-
-
-#: BLAS on one thread, as Dask sets it for its workers (a user's own values are kept). A
-#: build's parallelism is Dask's (runs) and its fits' (groups side by side, each with BLAS on
-#: one thread); OpenBLAS's threads would only spin, about 0.1 s of a core when numpy loads it
-#: and again beside the fits after workers are forked (alternated pairs: 0.95 of the wall
-#: time of a 600-run build, 0.97 at 45 H.E.S.S. runs, BKG_3D builds unchanged).
-ONE_BLAS_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
 def imports_done() -> None:

@@ -82,16 +82,29 @@ def cells_needed(edges: np.ndarray) -> int:
     return max(MIN_CELLS, int(np.ceil(2.5 * (edges[-1] - edges[0]) / narrowest)))
 
 
+class SearchedBins:
+    """The same answers by ``np.searchsorted``, for edges no table can hold (:func:`bin_lookup`)."""
+
+    def __init__(self, edges: np.ndarray):
+        self.edges = np.asarray(edges, dtype=np.float64)
+
+    def index(self, values: np.ndarray) -> np.ndarray:
+        """``np.searchsorted(edges, values, "right")``."""
+        return np.searchsorted(self.edges, values, "right")
+
+    rough = index
+
+
 @functools.lru_cache(maxsize=32)
-def _lookup_of(edges: bytes) -> BinLookup | None:
+def _lookup_of(edges: bytes) -> BinLookup | SearchedBins:
     values = np.frombuffer(edges, dtype=np.float64)
     if values.size < 2 or not np.all(np.isfinite(values)) or not np.diff(values).min() > 0:
-        return None
-    return BinLookup(values) if cells_needed(values) <= MAX_CELLS else None
+        return SearchedBins(values)
+    return BinLookup(values) if cells_needed(values) <= MAX_CELLS else SearchedBins(values)
 
 
-def bin_lookup(edges: np.ndarray) -> BinLookup | None:
-    """The table of ``edges`` (cached), or None where a table would be too large.
+def bin_lookup(edges: np.ndarray) -> BinLookup | SearchedBins:
+    """The table of ``edges`` (cached), or a binary search where a table would be too large.
 
     >>> lookup = bin_lookup(np.array([0.1, 1.0, 10.0]))
     >>> lookup.index(np.array([0.05, 0.1, 0.99, 1.0, 10.0, np.nan])).tolist()

@@ -108,12 +108,7 @@ def max_haversine(ra_pnt: float, dec_pnt: float, ra_deg, dec_deg, compiled=None)
 
 def _counts_numpy(energy, ra, dec, ra_pnt, dec_pnt, energy_edges, offset_hav_edges):
     n_energy, n_offset = energy_edges.size - 1, offset_hav_edges.size - 1
-    lookup = bin_lookup(energy_edges)
-    energy = np.asarray(energy, dtype=np.float64)
-    if lookup is None:
-        i_e = np.searchsorted(energy_edges, energy, side="right") - 1
-    else:
-        i_e = lookup.index(energy) - 1
+    i_e = bin_lookup(energy_edges).index(np.asarray(energy, dtype=np.float64)) - 1
     i_o = offset_bins(ra_pnt, dec_pnt, ra, dec, offset_hav_edges)
     inside = (i_e >= 0) & (i_e < n_energy) & (i_o >= 0) & (i_o < n_offset)
     flat = np.bincount(i_e[inside] * n_offset + i_o[inside], minlength=n_energy * n_offset)
@@ -175,11 +170,7 @@ def offset_bins(ra_pnt, dec_pnt, ra, dec, offset_hav_edges: np.ndarray) -> np.nd
     rough = haversine32(ra_pnt, dec_pnt, ra, dec)
     if rough is None:
         return np.searchsorted(offset_hav_edges, haversine(ra_pnt, dec_pnt, ra, dec), "right") - 1
-    lookup = bin_lookup(offset_hav_edges)
-    if lookup is None:
-        index = np.searchsorted(offset_hav_edges, rough, "right")
-    else:
-        index = lookup.rough(rough)  # (one off near an edge: unsure below)
+    index = bin_lookup(offset_hav_edges).rough(rough)  # (one off near an edge: unsure below)
     low, high = _sure_ranges(offset_hav_edges.tobytes())
     unsure = ~((rough >= low[index]) & (rough <= high[index]))
     if unsure.any():
